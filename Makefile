@@ -1,0 +1,35 @@
+# relaywatch: `make build` sets everything up and builds; `make test` runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PROVISION := $(BIN)/provision
+CONFIG ?=
+CONFIG_FLAG := $(if $(CONFIG),--config $(CONFIG),)
+
+.PHONY: all setup build validate test lint clean
+
+all: build
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## build: generate dashboards and rules into build/, then validate them
+build: $(STAMP)
+	$(PROVISION) build $(CONFIG_FLAG)
+
+## validate: re-check what is in build/
+validate: $(STAMP)
+	$(PROVISION) validate $(CONFIG_FLAG)
+
+## test: the test suite (promtool tests skip without promtool unless REQUIRE_PROMTOOL=1)
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf build

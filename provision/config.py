@@ -1,0 +1,265 @@
+"""Load relaywatch.yaml, check it against config.schema.json and return a Config.
+
+Defaults live here, in one place; the file only needs what differs from them.
+A missing file is fine (everything defaults); an invalid one raises ConfigError
+carrying one line per problem, each naming the key path.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+DEFAULT_CONFIG_NAME = "relaywatch.yaml"
+
+# The source document's price table, USD per million tokens.
+DEFAULT_PRICING: dict[str, dict[str, float]] = {
+    "gpt-4.1": {"input": 8.00, "output": 32.00},
+    "claude-sonnet-4.5": {"input": 15.00, "output": 75.00},
+    "gemini-2.5-flash": {"input": 2.50, "output": 10.00},
+    "deepseek-v3.2": {"input": 0.42, "output": 1.68},
+}
+
+DEFAULTS: dict[str, Any] = {
+    "profile": "holysheep",
+    "custom_profile": None,
+    "selector": {},
+    "scrape_interval": "15s",
+    "rules": {"interval": "30s", "window": "5m", "target": "files"},
+    "grafana": {
+        "url": "http://localhost:3000",
+        "managed_tag": "relaywatch",
+        "concurrency": 4,
+        "timeout": {"connect": 5.0, "read": 30.0},
+        "retries": 4,
+        "folder": {"uid": "relaywatch", "title": "LLM Gateway", "parent_uid": None},
+        "datasource": {
+            "uid": "prometheus",
+            "name": "Prometheus",
+            "url": "http://localhost:9090",
+            "manage": False,
+        },
+    },
+    "dashboards": {
+        "refresh": "30s",
+        "time_from": "now-6h",
+        "timezone": "browser",
+        "tags": ["llm-gateway"],
+    },
+    "alerts": {
+        "runbook_base_url": "https://github.com/relaywatch/relaywatch/blob/main/docs/runbooks.md",
+        "labels": {},
+        "min_request_rate": 0.01,
+        "error_ratio": {"warning": 0.05, "critical": 0.20, "warning_for": "10m", "critical_for": "5m"},
+        "latency_p95": {"threshold_seconds": 5.0, "for": "10m"},
+        "rate_limited_ratio": {"threshold": 0.05, "for": "10m"},
+        "auth_failure_ratio": {"threshold": 0.01, "for": "5m"},
+        "metrics_absent": {"for": "10m"},
+        "target_down": {"for": "5m", "lookback": "6h"},
+        "traffic_stopped": {"for": "10m", "lookback": "1h"},
+        "spend_over_budget": {"for": "30m"},
+    },
+    "pricing": DEFAULT_PRICING,
+    "cost": {"monthly_budget_usd": None},
+    "paths": {
+        "dashboards": "dashboards",
+        "alerts": "alerts",
+        "build": "build",
+        "runbooks": "docs/runbooks.md",
+    },
+    "lint": {},
+}
+
+# Sections whose user value replaces the default wholesale instead of being merged
+# key by key: a price table lists the models a team uses, not additions to ours.
+REPLACED_SECTIONS = {"pricing", "selector", "custom_profile", "lint"}
+
+
+class ConfigError(Exception):
+    """An unusable configuration; `problems` holds one line per problem."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Config:
+    """The effective configuration: the file merged over DEFAULTS."""
+
+    data: dict[str, Any]
+    root: Path
+    source: Path | None = None
+    notices: list[str] = field(default_factory=list, compare=False)
+
+    def section(self, name: str) -> dict[str, Any]:
+        return self.data[name]
+
+    @property
+    def profile(self) -> str:
+        return self.data["profile"]
+
+    @property
+    def selector(self) -> dict[str, str]:
+        return self.data["selector"]
+
+    @property
+    def pricing(self) -> dict[str, dict[str, float]]:
+        return self.data["pricing"]
+
+    @property
+    def grafana(self) -> dict[str, Any]:
+        return self.data["grafana"]
+
+    @property
+    def alerts(self) -> dict[str, Any]:
+        return self.data["alerts"]
+
+    @property
+    def rules(self) -> dict[str, Any]:
+        return self.data["rules"]
+
+    def path(self, name: str) -> Path:
+        """A configured path (dashboards, alerts, build, runbooks), relative to the root."""
+        return (self.root / self.data["paths"][name]).resolve()
+
+    def name(self) -> str:
+        return str(self.source) if self.source else "(defaults)"
+
+
+def load_config(path: str | Path | None = None, *, overrides: dict[str, Any] | None = None) -> Config:
+    """Read the config file (or defaults when `path` is None and no relaywatch.yaml exists).
+
+    `path` given explicitly must exist. Definitions are looked up next to the file.
+    """
+    if path is None:
+        candidate = Path.cwd() / DEFAULT_CONFIG_NAME
+        if not candidate.exists():
+            return from_mapping({}, root=Path.cwd(), overrides=overrides)
+        path = candidate
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError([f"{path}: config file not found"])
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}:{_yaml_position(exc)} not valid YAML: {_yaml_reason(exc)}"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: cannot read: {exc}"]) from None
+    if raw is None:
+        raw = {}
+    return from_mapping(raw, root=path.resolve().parent, source=path, overrides=overrides)
+
+
+def from_mapping(
+    raw: Any,
+    *,
+    root: Path,
+    source: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Config:
+    """Validate a parsed config mapping and merge it over the defaults."""
+    name = str(source) if source else "config"
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{name}: the top level must be a mapping of settings, got {_type_name(raw)}"])
+    problems = [f"{name}: {line}" for line in schema_problems(raw)]
+    if problems:
+        raise ConfigError(problems)
+    data = _merge(copy.deepcopy(DEFAULTS), raw)
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(data, dotted, value)
+    problems = [f"{name}: {line}" for line in _consistency_problems(data)]
+    if problems:
+        raise ConfigError(problems)
+    return Config(data=data, root=root, source=source)
+
+
+def schema_problems(raw: dict[str, Any]) -> list[str]:
+    """One line per schema violation, as `key.path: what is wrong`, in document order."""
+    validator = jsonschema.Draft202012Validator(config_schema())
+    errors = sorted(validator.iter_errors(raw), key=lambda e: [str(p) for p in e.absolute_path])
+    return [f"{_key_path(err.absolute_path)}: {_describe(err)}" for err in errors]
+
+
+def config_schema() -> dict[str, Any]:
+    text = resources.files("provision").joinpath("schemas/config.schema.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def _consistency_problems(data: dict[str, Any]) -> list[str]:
+    """Rules that span several keys, which JSON Schema cannot express well."""
+    problems = []
+    ratio = data["alerts"]["error_ratio"]
+    if ratio["warning"] > ratio["critical"]:
+        problems.append(
+            "alerts.error_ratio: warning threshold "
+            f"{ratio['warning']} is above the critical threshold {ratio['critical']}"
+        )
+    targets = data["rules"]["target"]
+    for target in [targets] if isinstance(targets, str) else targets:
+        if target not in RULE_TARGETS:
+            problems.append(f"rules.target: unknown target {target!r}; expected one of {', '.join(RULE_TARGETS)}")
+    return problems
+
+
+RULE_TARGETS = ("files", "grafana", "ruler")
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    for key, value in override.items():
+        if key in REPLACED_SECTIONS or not isinstance(value, dict) or not isinstance(base.get(key), dict):
+            base[key] = copy.deepcopy(value)
+        else:
+            base[key] = _merge(base[key], value)
+    return base
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    node = data
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = value
+
+
+def _key_path(path) -> str:
+    parts = [f"[{p}]" if isinstance(p, int) else str(p) for p in path]
+    return ".".join(parts).replace(".[", "[") or "(top level)"
+
+
+def _describe(err: jsonschema.ValidationError) -> str:
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+        allowed = sorted(err.schema.get("properties", {}))
+        extra = sorted(set(err.instance) - set(allowed))
+        hint = f"; expected one of: {', '.join(allowed)}" if allowed else ""
+        return f"unknown key{'s' if len(extra) > 1 else ''} {', '.join(map(repr, extra))}{hint}"
+    if err.validator == "pattern":
+        description = err.schema.get("description")
+        return f"{err.instance!r} is not valid" + (f" ({description})" if description else f" (must match {err.validator_value})")
+    if err.validator == "type":
+        return f"expected {err.validator_value}, got {_type_name(err.instance)} {err.instance!r}"
+    if err.validator == "required":
+        return err.message.replace("is a required property", "is required")
+    return err.message
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", type(None): "null", bool: "a boolean"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _yaml_position(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    return f"{mark.line + 1}:{mark.column + 1}:" if mark else ""
+
+
+def _yaml_reason(exc: yaml.YAMLError) -> str:
+    return str(getattr(exc, "problem", None) or exc).strip()

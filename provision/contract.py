@@ -1,0 +1,150 @@
+"""The metric contract: the roles relaywatch reads and how a profile maps them.
+
+A gateway exports facts about its traffic (requests and their outcome, latency,
+tokens, in-flight requests) under its own metric and label names. A Profile maps
+each *role* onto the gateway's real series. Everything downstream (recording
+rules, dashboards, alerts) asks the profile, never a literal name.
+
+The recording rules translate a profile's series into relaywatch's canonical
+vocabulary (the labels below), so dashboards and alerts over recorded series are
+the same for every gateway.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Canonical labels of recorded series.
+JOB = "job"
+MODEL = "model"
+STATUS = "status"
+TOKEN_TYPE = "token_type"
+LE = "le"
+
+# Canonical token types: what the price table calls input and output.
+PROMPT = "prompt"
+COMPLETION = "completion"
+TOKEN_TYPES = (PROMPT, COMPLETION)
+
+# Roles a profile may provide. A definition that needs a role the active
+# profile lacks is dropped from the build with a notice.
+REQUESTS = "requests"  # all requests, a counter
+SUCCEEDED = "succeeded"  # requests answered successfully
+FAILED = "failed"  # failures: 5xx, timeouts, client-side errors
+RATE_LIMITED = "rate_limited"  # HTTP 429
+UNAUTHORIZED = "unauthorized"  # HTTP 401
+STATUS_BREAKDOWN = "status"  # a label on `requests` carrying the status
+LATENCY = "latency"  # end-to-end latency histogram, seconds
+PROMPT_TOKENS = "prompt_tokens"
+COMPLETION_TOKENS = "completion_tokens"
+INFLIGHT = "inflight"  # in-flight requests, a gauge
+
+OUTCOME_ROLES = (SUCCEEDED, FAILED, RATE_LIMITED, UNAUTHORIZED)
+ALL_ROLES = (
+    REQUESTS,
+    *OUTCOME_ROLES,
+    STATUS_BREAKDOWN,
+    LATENCY,
+    PROMPT_TOKENS,
+    COMPLETION_TOKENS,
+    INFLIGHT,
+)
+
+COUNTER, HISTOGRAM, GAUGE = "counter", "histogram", "gauge"
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """One PromQL label matcher, e.g. status_code=~"5..|timeout"."""
+
+    label: str
+    op: str  # =, !=, =~, !~
+    value: str
+
+    def render(self) -> str:
+        return f"{self.label}{self.op}{quote(self.value)}"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Series of one metric narrowed by matchers: what a role reads.
+
+    `series` is the exposition name taken as is: a counter's `_total` name, a
+    histogram's base name (for the latency role), or a histogram's `_count` /
+    `_sum` when that is where a gateway keeps the fact.
+    """
+
+    series: str
+    matchers: tuple[Matcher, ...] = ()
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric family as the gateway exports it (for validation and check-metrics)."""
+
+    name: str  # family name: counters with _total, histograms without _bucket
+    type: str  # counter | histogram | gauge
+    labels: tuple[str, ...]
+    buckets: tuple[float, ...] = ()
+    help: str = ""
+
+    def series_names(self) -> tuple[str, ...]:
+        if self.type == HISTOGRAM:
+            return tuple(f"{self.name}{suffix}" for suffix in ("_bucket", "_sum", "_count"))
+        return (self.name,)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How one gateway exports the contract's roles."""
+
+    name: str
+    title: str
+    model_label: str
+    metrics: tuple[Metric, ...]
+    roles: dict[str, Selection]
+    status_label: str | None = None
+    latency_buckets: tuple[float, ...] = ()
+    source: str = ""  # where the names were checked
+    notes: tuple[str, ...] = ()
+
+    def has(self, role: str) -> bool:
+        if role == STATUS_BREAKDOWN:
+            return self.status_label is not None and REQUESTS in self.roles
+        return role in self.roles
+
+    def role(self, role: str) -> Selection:
+        try:
+            return self.roles[role]
+        except KeyError:
+            raise MissingRole(role) from None
+
+    def missing(self, roles) -> tuple[str, ...]:
+        return tuple(sorted(r for r in roles if not self.has(r)))
+
+    def metric(self, series: str) -> Metric | None:
+        """The family a series name belongs to (a histogram's _bucket maps to the histogram)."""
+        for metric in self.metrics:
+            if series in metric.series_names() or series == metric.name:
+                return metric
+        return None
+
+    def series_names(self) -> set[str]:
+        return {name for metric in self.metrics for name in metric.series_names()}
+
+    def canonical_labels(self) -> dict[str, str]:
+        """Canonical label -> this profile's raw label, for labels that differ."""
+        pairs = {MODEL: self.model_label}
+        if self.status_label:
+            pairs[STATUS] = self.status_label
+        return {canon: raw for canon, raw in pairs.items() if canon != raw}
+
+
+class MissingRole(LookupError):
+    """The active profile does not export what a definition needs."""
+
+
+def quote(value: str) -> str:
+    """A PromQL double-quoted string literal."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'

@@ -1,0 +1,99 @@
+"""Small PromQL string builders shared by recording rules, panels and alerts.
+
+They only assemble text; the contract decides the names. Output is stable
+(fixed label order, fixed number formatting) so the build is deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from provision.contract import Matcher
+
+COMPARISONS = (">", ">=", "<", "<=", "==", "!=")
+
+
+def number(value: float) -> str:
+    """Shortest exact PromQL literal for a number: 5 not 5.0, 8e-06 not 0.000008."""
+    if float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(float(value))
+
+
+def selector(series: str, matchers: Iterable[Matcher] = ()) -> str:
+    rendered = ", ".join(m.render() for m in matchers)
+    return f"{series}{{{rendered}}}" if rendered else series
+
+
+def rate(expr: str, window: str) -> str:
+    return f"rate({expr}[{window}])"
+
+
+def aggregate(op: str, by: Sequence[str], expr: str) -> str:
+    if not by:
+        return f"{op}({expr})"
+    return f"{op} by ({', '.join(by)}) ({expr})"
+
+
+def sum_by(by: Sequence[str], expr: str) -> str:
+    return aggregate("sum", by, expr)
+
+
+def copy_label(expr: str, dst: str, src: str) -> str:
+    """Give every series a `dst` label holding its `src` label's value."""
+    return f'label_replace({expr}, "{dst}", "$1", "{src}", "(.*)")'
+
+
+def rename_labels(expr: str, renames: dict[str, str]) -> str:
+    """Copy raw labels to canonical names (canonical -> raw), in a stable order."""
+    for dst, src in sorted(renames.items()):
+        expr = copy_label(expr, dst, src)
+    return expr
+
+
+def status_class(expr: str, status_label: str, dst: str = "status_class") -> str:
+    """Add a `dst` label: 2xx/4xx/5xx for HTTP codes, the status itself otherwise."""
+    expr = copy_label(expr, dst, status_label)
+    return f'label_replace({expr}, "{dst}", "${{1}}xx", "{status_label}", "([0-9])[0-9][0-9]")'
+
+
+def histogram_quantile(quantile: float, expr: str) -> str:
+    return f"histogram_quantile({number(quantile)}, {expr})"
+
+
+def ratio(numerator: str, denominator: str) -> str:
+    return f"{paren(numerator)} / {paren(denominator)}"
+
+
+def compare(expr: str, op: str, threshold: float) -> str:
+    if op not in COMPARISONS:
+        raise ValueError(f"unknown comparison {op!r}")
+    return f"{paren(expr)} {op} {number(threshold)}"
+
+
+def paren(expr: str) -> str:
+    """Wrap an expression in parentheses unless it is already a single term."""
+    if _is_single_term(expr):
+        return expr
+    return f"({expr})"
+
+
+def _is_single_term(expr: str) -> bool:
+    depth, quoted, escaped = 0, False, False
+    for char in expr:
+        if quoted:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                quoted = False
+        elif char == '"':
+            quoted = True
+        elif char in "({[":
+            depth += 1
+        elif char in ")}]":
+            depth -= 1
+        elif char == " " and depth == 0:
+            return False
+    return True
