@@ -17,6 +17,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from provision.promql import seconds
+
 DEFAULT_CONFIG_NAME = "relaywatch.yaml"
 
 # The source document's price table, USD per million tokens.
@@ -75,6 +77,16 @@ DEFAULTS: dict[str, Any] = {
         "runbooks": "docs/runbooks.md",
     },
     "lint": {},
+    # Availability is on by default: 99.5% is what a relay in front of several vendor APIs can
+    # promise, and its alerts stay quiet below about 0.5% failures. Latency depends on how long
+    # the answers are, so it is off until a threshold and target are chosen (docs/slo.md).
+    "slo": {
+        "period": "30d",
+        "per_model": False,
+        "long_window_interval": "2m",
+        "availability": {"target": 0.995, "count_rate_limited": False},
+        "latency": {"target": None, "threshold_seconds": None},
+    },
 }
 
 # Sections whose user value replaces the default wholesale instead of being merged
@@ -206,6 +218,27 @@ def _consistency_problems(data: dict[str, Any]) -> list[str]:
     for target in [targets] if isinstance(targets, str) else targets:
         if target not in RULE_TARGETS:
             problems.append(f"rules.target: unknown target {target!r}; expected one of {', '.join(RULE_TARGETS)}")
+    problems += _slo_problems(data["slo"])
+    return problems
+
+
+# The slowest burn-rate alert looks back 3 days; Prometheus forgets a recorded sample after 5 minutes.
+SLO_MIN_PERIOD, SLO_MAX_LONG_INTERVAL = "3d", "5m"
+
+
+def _slo_problems(slo: dict[str, Any]) -> list[str]:
+    """SLO settings that are well-formed but unusable (the latency threshold is checked against the profile later)."""
+    problems = []
+    if seconds(slo["period"]) < seconds(SLO_MIN_PERIOD):
+        problems.append(f"slo.period: {slo['period']} is shorter than {SLO_MIN_PERIOD}, the long window of the "
+                        "slowest burn-rate alert; use at least 3d (28d or 30d is usual)")
+    if seconds(slo["long_window_interval"]) >= seconds(SLO_MAX_LONG_INTERVAL):
+        problems.append(f"slo.long_window_interval: {slo['long_window_interval']} is too long: Prometheus stops "
+                        f"returning a recorded sample after {SLO_MAX_LONG_INTERVAL}; use at most 4m")
+    latency = slo["latency"]
+    if latency["target"] is not None and latency["threshold_seconds"] is None:
+        problems.append("slo.latency.threshold_seconds: required when slo.latency.target is set "
+                        "(a bucket boundary of the latency histogram, in seconds)")
     return problems
 
 

@@ -6,6 +6,7 @@ They only assemble text; the contract decides the names. Output is stable
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 
 from provision.contract import Matcher
@@ -97,3 +98,17 @@ def _is_single_term(expr: str) -> bool:
         elif char == " " and depth == 0:
             return False
     return True
+
+
+# -- durations -------------------------------------------------------------------
+
+_DURATION_SECONDS = {"y": 365 * 86400, "w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
+_DURATION_PART = re.compile(r"([0-9]+)(ms|y|w|d|h|m|s)")
+
+
+def seconds(duration: str) -> float:
+    """Seconds in a Prometheus duration such as 30s, 1h30m or 4w."""
+    parts = _DURATION_PART.findall(duration)
+    if not parts or "".join(n + u for n, u in parts) != duration:
+        raise ValueError(f"{duration!r} is not a Prometheus duration")
+    return sum(int(n) * _DURATION_SECONDS[u] for n, u in parts)
