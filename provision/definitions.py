@@ -23,6 +23,7 @@ from provision.profiles import get_profile
 from provision.queries import PanelQueries
 from provision.recording import RecordedNames, Recordings
 from provision.rules import Query
+from provision.slo import SLOs, load_slos
 
 
 class DefinitionError(Exception):
@@ -35,6 +36,7 @@ class Context:
     profile: Profile
     recordings: Recordings
     notices: list[str] = field(default_factory=list)
+    slo: SLOs | None = None  # the service level objectives (config `slo`) the profile can measure
 
     @property
     def names(self) -> RecordedNames:
@@ -71,8 +73,9 @@ class Context:
         rows: Iterable[RowSpec],
         links: Iterable[Link] = (),
         raw: bool = False,
+        time_from: str | None = None,
     ) -> DashboardSpec:
-        """A dashboard with the standard variables, tags, refresh and time range."""
+        """A dashboard with the standard variables, tags, refresh and time range (`time_from` overrides it)."""
         settings = self.config.section("dashboards")
         tags = (self.config.grafana["managed_tag"], *settings["tags"])
         return DashboardSpec(
@@ -84,7 +87,7 @@ class Context:
             tags=tuple(dict.fromkeys(tags)),
             links=tuple(links),
             refresh=settings["refresh"],
-            time_from=settings["time_from"],
+            time_from=time_from or settings["time_from"],
             timezone=settings["timezone"],
             notices=self.notices,
         )
@@ -116,7 +119,8 @@ def make_context(config: Config) -> Context:
         window=config.rules["window"],
         pricing=config.pricing,
     )
-    return Context(config=config, profile=profile, recordings=recordings)
+    slo, notices = load_slos(config, profile, recordings)
+    return Context(config=config, profile=profile, recordings=recordings, notices=notices, slo=slo)
 
 
 def definition_files(directory: Path) -> list[Path]:
