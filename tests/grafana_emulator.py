@@ -687,12 +687,12 @@ class GrafanaEmulator:
     def start(self) -> "GrafanaEmulator":
         if self._server is not None:
             return self
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        server.daemon_threads = True
+        server = _Server(("127.0.0.1", 0), _Handler)
         server.emulator = self  # type: ignore[attr-defined]
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="grafana-emulator",
-                                        daemon=True)
+        # a short poll interval keeps stop() (shutdown) fast: one fixture per test
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={
+            "poll_interval": 0.02}, name="grafana-emulator", daemon=True)
         self._thread.start()
         return self
 
@@ -1954,6 +1954,11 @@ class GrafanaEmulator:
 # --------------------------------------------------------------------------------------
 # HTTP plumbing
 # --------------------------------------------------------------------------------------
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # the default 5 makes bursts of parallel clients wait ~1 s
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
