@@ -646,8 +646,10 @@ class GrafanaEmulator:
                  lockout_seconds: float = 300.0, legacy_unauthorized_body: bool = False,
                  hide_version: bool = False, min_refresh_interval: str = "5s",
                  dashboard_quota: int | None = None, max_folder_ancestors: int | None = None,
-                 latency: float = 0.0, now: Callable[[], _dt.datetime] | None = None):
+                 latency: float = 0.0, now: Callable[[], _dt.datetime] | None = None,
+                 port: int = 0):
         self.version = version
+        self._bind_port = port
         self.version_tuple = _parse_version(version)
         self.commit = commit
         self.unique_titles = (self.version_tuple < (11, 3, 0)) if unique_titles is None \
@@ -687,7 +689,7 @@ class GrafanaEmulator:
     def start(self) -> "GrafanaEmulator":
         if self._server is not None:
             return self
-        server = _Server(("127.0.0.1", 0), _Handler)
+        server = _Server(("127.0.0.1", self._bind_port), _Handler)
         server.emulator = self  # type: ignore[attr-defined]
         self._server = server
         # a short poll interval keeps stop() (shutdown) fast: one fixture per test
@@ -2015,3 +2017,16 @@ def make_fixture(name: str = "grafana", scope: str = "function", **kwargs: Any) 
             yield emu
 
     return _fixture
+
+
+if __name__ == "__main__":  # manual runs: python tests/grafana_emulator.py [port] [version]
+    import sys
+
+    _emu = GrafanaEmulator(port=int(sys.argv[1]) if len(sys.argv) > 1 else 3000,
+                           version=sys.argv[2] if len(sys.argv) > 2 else "11.5.0").start()
+    print(f"Grafana emulator {_emu.version} on {_emu.url}  token={_emu.token}  "
+          f"basic={_emu.basic_auth}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        _emu.stop()

@@ -69,6 +69,16 @@ def test_stop_refuses_connections():
         _ = emu.url
 
 
+def test_fixed_port_option():
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    with GrafanaEmulator(port=port) as emu:
+        assert emu.url == f"http://127.0.0.1:{port}"
+        assert requests.get(emu.url + "/api/health").status_code == 200
+
+
 def test_two_emulators_get_distinct_ports():
     with GrafanaEmulator() as a, GrafanaEmulator() as b:
         assert a.port != b.port
@@ -756,6 +766,9 @@ def test_restore_creates_new_version_from_old_json(grafana):
     assert get(grafana, "/api/dashboards/uid/hist").json()["dashboard"]["title"] == "one"
     top = get(grafana, "/api/dashboards/uid/hist/versions").json()[0]
     assert (top["version"], top["restoredFrom"], top["message"]) == (4, 1, "Restored from version 1")
+    stored = get(grafana, "/api/dashboards/uid/hist/versions/4").json()
+    assert stored["message"] == "Restored from version 1"  # the row's own message, not rewritten
+    assert stored["parentVersion"] == 3 and stored["data"]["version"] == 4
 
 
 def test_restore_keeps_folder(grafana):
