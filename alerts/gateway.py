@@ -58,8 +58,8 @@ def rule_groups(ctx):
         AlertRule(
             name="LLMGatewayTargetDown",
             condition=Condition(Query("up"), "==", 0),
-            guards=(Condition(ctx.recorded(f"last_over_time({n.targets}[{a['target_down']['lookback']}])", REQUESTS),
-                              ">", 0, match_on=("job", "instance")),),
+            guards=(Condition(ctx.recorded(f"last_over_time({n.gateway_jobs}[{a['target_down']['lookback']}])",
+                                           REQUESTS), ">", 0, match_on=("job",)),),
             for_=a["target_down"]["for"],
             severity="critical",
             summary="Prometheus cannot scrape a gateway metrics endpoint.",

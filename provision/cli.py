@@ -7,6 +7,7 @@ failed or drifted resources); 2 usage or configuration errors.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from pathlib import Path
 
@@ -45,6 +46,11 @@ def handle_errors(command):
             _fail([f"error: {exc}"], EXIT_PROBLEMS)
         except Failure as exc:
             _fail(exc.lines, exc.code)
+        except Exception as exc:  # a bug, not bad input: still one line unless asked for more
+            if os.environ.get("RELAYWATCH_DEBUG"):
+                raise
+            _fail([f"internal error: {type(exc).__name__}: {exc} (RELAYWATCH_DEBUG=1 shows a traceback)"],
+                  EXIT_PROBLEMS)
 
     return wrapper
 

@@ -106,8 +106,8 @@ class RecordedNames:
         return "job_model:llm_requests_in_flight:sum"
 
     @property
-    def targets(self) -> str:
-        return "job_instance:llm_gateway_series:count"
+    def gateway_jobs(self) -> str:
+        return "job:llm_gateway_series:count"
 
 
 def per_token(per_million: float) -> float:
@@ -158,7 +158,7 @@ class Recordings:
         rules.append(RecordingRule(n.job_requests, self._derived(promql.sum_by((JOB,), n.requests), REQUESTS)))
         for role in OUTCOME_ROLES:
             rules.extend(self._outcome_rules(role))
-        rules.append(RecordingRule(n.targets, self._targets()))
+        rules.append(RecordingRule(n.gateway_jobs, self._gateway_jobs()))
         inflight = self._sum_raw(INFLIGHT, (JOB, MODEL))
         rules.append(RecordingRule(n.inflight, inflight))
         return RuleGroup("llm-gateway-traffic", "llm-gateway-recording", tuple(rules), interval)
@@ -243,10 +243,11 @@ class Recordings:
         expr = promql.sum_by(by, promql.rename_labels(self.raw(self.profile.role(role)), renames))
         return Query(expr, requires=frozenset([role]))
 
-    def _targets(self) -> Query:
-        """How many gateway series each target exports, to know which targets are gateways."""
+    def _gateway_jobs(self) -> Query:
+        """How many gateway series each scrape job exports: tells which jobs are gateways,
+        so a target of such a job that stops answering can be told from any other."""
         for role, suffix in ((REQUESTS, ""), (LATENCY, "_count"), (PROMPT_TOKENS, "")):
             if self.profile.has(role):
                 sel = self.raw(self.profile.role(role), suffix)
-                return Query(promql.aggregate("count", (JOB, "instance"), sel), requires=frozenset([role]))
+                return Query(promql.aggregate("count", (JOB,), sel), requires=frozenset([role]))
         return Query.unavailable([REQUESTS])

@@ -64,8 +64,11 @@ def validate_build(out_dir: Path, profile: Profile, *, promtool: str | None = "p
         data = _load(path, json.loads, problems)
         if data is not None:
             problems += dashboard_problems(_name(path, out_dir), data, known)
-    status = "not run: no rule files"
-    if rule_paths and not any(p.artifact.startswith("rules/") for p in problems):
+    if not rule_paths:
+        status = "not run: no rule files"
+    elif any(p.artifact.startswith("rules/") for p in problems):
+        status = "not run: fix the rule files' problems first"
+    else:
         status, promtool_problems = run_promtool(rule_paths, promtool, out_dir)
         problems += promtool_problems
     return Report(problems, len(rule_paths) + len(dashboard_paths), status)
