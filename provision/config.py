@@ -77,14 +77,15 @@ DEFAULTS: dict[str, Any] = {
         "runbooks": "docs/runbooks.md",
     },
     "lint": {},
-    # Availability is on by default: 99.5% is what a relay in front of several vendor APIs can
-    # promise, and its alerts stay quiet below about 0.5% failures. Latency depends on how long
-    # the answers are, so it is off until a threshold and target are chosen (docs/slo.md).
+    # Availability is on by default. A relay in front of several vendor APIs sees about 1% of
+    # timeouts and upstream 5xx on a normal day; 98.5% leaves a third of the budget above that,
+    # so healthy traffic stays quiet. Latency depends on answer length and on the profile's
+    # buckets, so it is off until a threshold and target are chosen (docs/slo.md).
     "slo": {
         "period": "30d",
         "per_model": False,
         "long_window_interval": "2m",
-        "availability": {"target": 0.995, "count_rate_limited": False},
+        "availability": {"target": 0.985, "count_rate_limited": False},
         "latency": {"target": None, "threshold_seconds": None},
     },
 }
