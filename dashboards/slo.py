@@ -6,7 +6,7 @@ breaks the budget down by model. No objectives configured: no dashboard.
 """
 
 from provision.panels import bargauge, row, stat, timeseries
-from provision.slo import ALERT_WINDOWS, BURN_POLICIES, burn_factor
+from provision.slo import ALERT_WINDOWS, BURN_POLICIES, burn_factor, percent
 
 SLO_UID = "llm-gateway-slo"
 OVERVIEW_UID = "llm-gateway-overview"
@@ -35,7 +35,7 @@ def dashboards(ctx):
 
 
 def objective_row(slo, objective):
-    period, budget = slo.period, f"{objective.budget * 100:g}%"
+    period, budget = slo.period, percent(objective.budget)
     page = burn_factor(BURN_POLICIES[0], period)
     burn = ((None, "green"), (1, "orange"), (float(page), "red"))
     good = ((None, "red"), (float(objective.target), "green"))

@@ -87,7 +87,7 @@ class Objective:
 
     def statement(self) -> str:
         """What the objective promises, e.g. '99.5% of requests succeed'."""
-        share = f"{self.target * 100:f}".rstrip("0").rstrip(".") + "%"
+        share = percent(self.target)
         if self.name == LATENCY_SLO:
             return f"{share} of requests answered within {self.threshold_seconds:g}s"
         return f"{share} of requests succeed"
@@ -279,8 +279,8 @@ class SLOs:
                 if not can_fire(objective, factor):
                     notices.append(
                         f"slo {objective.name}: the {policy.severity} alert over {policy.long_window}/"
-                        f"{policy.short_window} left out: a {factor}x burn of a {objective.budget * 100:g}% "
-                        f"budget needs {factor * objective.budget:.0%} of requests to be bad"
+                        f"{policy.short_window} left out: a {factor}x burn of a {percent(objective.budget)} "
+                        f"budget needs {percent(factor * objective.budget)} of requests to be bad"
                     )
         return notices
 
@@ -308,6 +308,11 @@ class SLOs:
 
     def objective_query(self, objective: Objective) -> Query:
         return Query(f"vector({promql.number(objective.target)})", legend="objective")
+
+
+def percent(share: Decimal) -> str:
+    """0.995 -> '99.5%', 0.1 -> '10%'."""
+    return f"{share * 100:f}".rstrip("0").rstrip(".") + "%"
 
 
 def can_fire(objective: Objective, factor: Decimal) -> bool:
