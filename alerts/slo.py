@@ -21,7 +21,7 @@ BAD = {"availability": "failed requests", "latency": "slow requests"}
 
 def rule_groups(ctx):
     slo = ctx.slo
-    if not slo.objectives:
+    if slo is None or not slo.objectives:
         return []
     alerts = [burn_rule(ctx, burn) for objective in slo.objectives for burn in slo.burn_alerts(objective)]
     return [*slo.recording_groups(), RuleGroup("llm-gateway-slo-alerts", "llm-gateway-slo", tuple(alerts))]

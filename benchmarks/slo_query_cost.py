@@ -29,7 +29,6 @@ import shutil
 import socket
 import statistics
 import subprocess
-import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -118,7 +117,7 @@ def main() -> None:
                     str(work / "data")], check=True, capture_output=True)
     (work / "input.om").unlink()
     port = free_port()
-    config = Path(tempfile.mkstemp(suffix=".yml", dir=work)[1])
+    config = work / "prometheus.yml"
     config.write_text("global: {}\n")
     server = subprocess.Popen(["prometheus", f"--config.file={config}", f"--storage.tsdb.path={work / 'data'}",
                                f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=3650d"],

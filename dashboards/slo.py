@@ -17,7 +17,7 @@ BURN_TIMESERIES_WINDOWS = ("1h", "6h", "1d", "3d")
 
 def dashboards(ctx):
     slo = ctx.slo
-    if not slo.objectives:
+    if slo is None or not slo.objectives:
         return []
     rows = []
     for objective in slo.objectives:

@@ -40,6 +40,7 @@ JOB_LEVEL, MODEL_LEVEL = (JOB,), (JOB, MODEL)
 ALERT_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 LONG_WINDOWS = ("1d", "3d")  # with the period: recorded at slo.long_window_interval
 EXACT_UP_TO = 3600  # windows up to 1h are read from raw counters
+CURRENT_BURN = "1h"  # the window of the recorded "current" burn rate
 SEVERITY = {"page": "critical", "ticket": "warning"}
 RULE_FILE = "llm-gateway-slo"
 
@@ -189,8 +190,8 @@ class SLOs:
                 for window in self.windows():
                     rule = RecordingRule(names.ratio(window), self._query(objective, self._ratio(objective, level, window)))
                     (long if promql.seconds(window) in long_windows else short).append(rule)
-                current = f"{names.ratio('1h')} / {promql.number(objective.budget)}"
-                short.append(RecordingRule(names.burn_rate("1h"), self._query(objective, current)))
+                current = f"{names.ratio(CURRENT_BURN)} / {promql.number(objective.budget)}"
+                short.append(RecordingRule(names.burn_rate(CURRENT_BURN), self._query(objective, current)))
                 left = f"1 - {names.ratio(self.period_window())} / {promql.number(objective.budget)}"
                 long.append(RecordingRule(names.remaining(self.period), self._query(objective, left)))
         if not short:
@@ -257,32 +258,34 @@ class SLOs:
 
     # -- alerts ----------------------------------------------------------------
 
+    def _pairs(self, objective: Objective):
+        """(policy, factor, whether that burn rate is reachable at this objective's budget) per window pair.
+
+        A factor times the budget of 100% or more needs more than every request to be bad."""
+        for policy in BURN_POLICIES:
+            factor = burn_factor(policy, self.period)
+            yield policy, factor, factor * objective.budget < 1
+
     def burn_alerts(self, objective: Objective) -> list[BurnAlert]:
         """One multi-window condition per window pair that can fire at this objective's budget."""
         names, budget = self.names(objective), promql.number(objective.budget)
         alerts = []
-        for policy in BURN_POLICIES:
-            factor = burn_factor(policy, self.period)
-            if not can_fire(objective, factor):
-                continue
-            long, short = (Condition(self._query(objective, f"{names.ratio(w)} / {budget}"), ">", float(factor))
-                           for w in (policy.long_window, policy.short_window))
-            alerts.append(BurnAlert(objective, policy, factor, long, (short,)))
+        for policy, factor, reachable in self._pairs(objective):
+            if reachable:
+                long, short = (Condition(self._query(objective, f"{names.ratio(w)} / {budget}"), ">", float(factor))
+                               for w in (policy.long_window, policy.short_window))
+                alerts.append(BurnAlert(objective, policy, factor, long, (short,)))
         return alerts
 
-    def unfireable(self) -> list[str]:
-        """Notices for window pairs whose factor needs more than every request to be bad."""
-        notices = []
-        for objective in self.objectives:
-            for policy in BURN_POLICIES:
-                factor = burn_factor(policy, self.period)
-                if not can_fire(objective, factor):
-                    notices.append(
-                        f"slo {objective.name}: the {policy.severity} alert over {policy.long_window}/"
-                        f"{policy.short_window} left out: a {factor}x burn of a {percent(objective.budget)} "
-                        f"budget needs {percent(factor * objective.budget)} of requests to be bad"
-                    )
-        return notices
+    def unreachable(self) -> list[str]:
+        """Notices for the window pairs that burn_alerts leaves out."""
+        return [
+            f"slo {objective.name}: the {policy.severity} alert over {policy.long_window}/{policy.short_window} "
+            f"left out: a {factor}x burn of a {percent(objective.budget)} budget needs "
+            f"{percent(factor * objective.budget)} of requests to be bad"
+            for objective in self.objectives
+            for policy, factor, reachable in self._pairs(objective) if not reachable
+        ]
 
     # -- dashboard queries -------------------------------------------------------
 
@@ -299,8 +302,10 @@ class SLOs:
         return self._panel(name, per_model, lambda s: f"1 - {s}", legend)
 
     def burn_rate_query(self, objective: Objective, window: str, *, per_model: bool = False, legend: str = "") -> Query:
-        name = self._level_names(objective, per_model).ratio(window)
-        return self._panel(name, per_model, lambda s: f"{s} / {promql.number(objective.budget)}", legend)
+        names = self._level_names(objective, per_model)
+        if window == CURRENT_BURN:
+            return self._panel(names.burn_rate(window), per_model, lambda s: s, legend)
+        return self._panel(names.ratio(window), per_model, lambda s: f"{s} / {promql.number(objective.budget)}", legend)
 
     def remaining_query(self, objective: Objective, *, per_model: bool = False, legend: str = "") -> Query:
         name = self._level_names(objective, per_model).remaining(self.period)
@@ -313,11 +318,6 @@ class SLOs:
 def percent(share: Decimal) -> str:
     """0.995 -> '99.5%', 0.1 -> '10%'."""
     return f"{share * 100:f}".rstrip("0").rstrip(".") + "%"
-
-
-def can_fire(objective: Objective, factor: Decimal) -> bool:
-    """A burn rate of `factor` is reachable only if it needs fewer than all requests to be bad."""
-    return factor * objective.budget < 1
 
 
 def le_matcher(threshold: float) -> Matcher:
@@ -347,7 +347,7 @@ def load_slos(config: Config, profile: Profile, recordings: Recordings) -> tuple
         objectives.append(objective)
     slos = SLOs(tuple(objectives), period=settings["period"], per_model=settings["per_model"],
                 long_interval=settings["long_window_interval"], recordings=recordings)
-    return slos, notices + slos.unfireable()
+    return slos, notices + slos.unreachable()
 
 
 def _configured(settings: dict) -> list[Objective]:

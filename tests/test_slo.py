@@ -268,6 +268,8 @@ def test_dashboard_shows_objective_sli_budget_burn_rates_and_burn_down(tmp_path)
     assert panels["Objective"]["targets"][0]["expr"] == "vector(0.985)"
     by_window = [t["legendFormat"] for t in panels["Burn rate by window"]["targets"]]
     assert by_window == ["5m", "30m", "1h", "2h", "6h", "1d", "3d", "30d"]
+    assert panels["Burn rate (1h)"]["targets"][0]["expr"] == (
+        'job:llm_slo_availability_error_budget:burnrate1h{job=~"$job"}')  # the recorded current burn rate
     assert panels["Error budget left over time"]["targets"][0]["expr"] == (
         'job:llm_slo_availability_error_budget:remaining30d{job=~"$job"}')
     for panel in panels.values():
