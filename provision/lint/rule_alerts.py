@@ -129,13 +129,17 @@ def alert_annotation_labels(rule: Rule, ctx):
 def alert_absent_for(rule: Rule, ctx):
     if not _is_absent_alert(rule):
         return
-    duration = rule.data.get("for")
-    try:
-        waits = duration is not None and promql_parser.parse_duration(str(duration)).total_seconds() > 0
-    except ValueError:
-        waits = True  # a malformed duration is promtool's to report
-    if not waits:
+    if not _waits(rule.data.get("for")):
         yield "absent() fires on the first evaluation without series; add `for:` (e.g. 5m or more)"
+
+
+def _waits(duration) -> bool:
+    if duration is None or re.fullmatch(r"(0+(ms|s|m|h|d|w|y)?)+", str(duration).strip()):
+        return False
+    try:
+        return promql_parser.parse_duration(str(duration).strip()).total_seconds() > 0
+    except ValueError:
+        return True  # a malformed duration is promtool's to report
 
 
 @check("alert-comparison", ERROR, ALERT,
