@@ -137,7 +137,8 @@ def _report(report: Report, lint_report=None) -> None:
 @config_option
 @out_option
 @click.option("--path", "paths", multiple=True, type=click.Path(dir_okay=False),
-              help="Lint this dashboard JSON or Prometheus rule file instead of the build (repeatable).")
+              help="Lint this dashboard JSON or Prometheus rule file instead of the build (repeatable); "
+                   "it may read the series relaywatch's recording rules define.")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="Findings as text lines or one JSON document.")
 @click.option("--list", "list_checks", is_flag=True, help="List the checks (id, severity, summary) and exit.")
@@ -155,10 +156,12 @@ def lint(config_path: str | None, out_dir: str | None, paths: tuple[str, ...], o
             click.echo(f"{check.id:32} {check.severity:8} {check.summary}")
         return
     config = load_config(config_path)
-    settings = lint_stage.LintSettings.from_config(config, make_context(config).profile)
+    context = make_context(config)
+    settings = lint_stage.LintSettings.from_config(config, context.profile)
     try:
         if paths:
-            report = lint_stage.lint_paths([Path(p) for p in paths], settings)
+            reference = lint_stage.project_recordings(context.recordings.groups())
+            report = lint_stage.lint_paths([Path(p) for p in paths], settings, reference)
         else:
             target = _out_dir(config, out_dir)
             if not (target / "dashboards").is_dir() and not (target / "rules").is_dir():

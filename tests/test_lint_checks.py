@@ -6,10 +6,12 @@ do not fire on the patterns a careful team writes on purpose.
 
 from __future__ import annotations
 
+from datetime import timedelta
+from pathlib import Path
+
 import pytest
 
 from lint_support import (
-    DS,
     ERROR_RATIO,
     RATE,
     RUNBOOK_BASE,
@@ -117,7 +119,7 @@ BAD = [
      [rule_file(recording("job:requests:rate30s", "sum by (job) (rate(holysheep_requests_total[30s]))"))], {}),
     ("promql-range-window",
      [rule_file(recording("job:requests:rate1m", "sum by (job) (rate(holysheep_requests_total[1m]))"))],
-     {"scrape_interval": __import__("datetime").timedelta(seconds=30)}),
+     {"scrape_interval": timedelta(seconds=30)}),
     # rule files
     ("rule-file-structure", [{"groups": [{"name": "g", "rules": [{"alert": "A", "record": "b:c:d", "expr": "1"}]}]}],
      {}),
@@ -136,7 +138,7 @@ BAD = [
     ("alert-runbook-url", [rule_file(alert(annotations=annotations(runbook_url=f"{RUNBOOK_BASE}#nope")))], {}),
     ("alert-runbook-url", [rule_file(alert(annotations=annotations(runbook_url=RUNBOOK_BASE)))], {}),
     ("alert-runbook-url", [rule_file(alert(annotations=annotations(runbook_url="see the wiki")))], {}),
-    ("alert-runbook-url", [rule_file(alert())], {"runbooks": __import__("pathlib").Path("/nonexistent/runbooks.md")}),
+    ("alert-runbook-url", [rule_file(alert())], {"runbooks": Path("/nonexistent/runbooks.md")}),
     ("alert-annotation-labels",
      [rule_file(alert(annotations=annotations(description="{{ $labels.status_code }} is {{ $value }}.")))], {}),
     ("alert-annotation-labels", [rule_file(alert(expr=f"sum({ERROR_RATIO}) > 0.05"))], {}),
@@ -161,6 +163,7 @@ GOOD = [
                                                "gridPos": {"x": 12, "y": 0, "w": 12, "h": 8}})], {}),
     ("panel-unit", [dashboard(panel(unit="", fieldConfig={"defaults": {}, "overrides": [
         {"matcher": {"id": "byName", "options": "x"}, "properties": [{"id": "unit", "value": "s"}]}]}))], {}),
+    ("panel-unit", [dashboard(panel(unit="none"))], {}),
     ("panel-title", [dashboard({"id": 9, "type": "row", "title": "", "gridPos": {"x": 0, "y": 0, "w": 24, "h": 1},
                                 "panels": []}, panel(grid=(0, 1, 12, 8)))], {}),
     ("panel-grid-position", [dashboard(collapsed_row(1, panel(panel_id=2, grid=(0, 1, 12, 8))),
@@ -196,7 +199,7 @@ GOOD = [
         alert(expr="histogram_quantile(0.95, job_model_le:latency_seconds_bucket:rate5m) > 5"))], {}),
     ("promql-range-window",
      [rule_file(recording("job:requests:rate30s", "sum by (job) (rate(holysheep_requests_total[30s]))"))],
-     {"scrape_interval": __import__("datetime").timedelta(seconds=5)}),
+     {"scrape_interval": timedelta(seconds=5)}),
     ("alert-severity-label", [rule_file(alert(labels={"severity": "page"}))], {"alert_severities": ("page", "ticket")}),
     ("alert-description-templated", [rule_file(alert(
         expr="absent(holysheep_requests_total)", annotations=annotations(description="The request metrics are gone.")))],
@@ -206,6 +209,8 @@ GOOD = [
     ("alert-runbook-url", [rule_file(alert(annotations=annotations(runbook_url=f"{RUNBOOK_BASE}#custom-anchor")))], {}),
     ("alert-runbook-url", [rule_file(alert(annotations=annotations(runbook_url="https://wiki.example.com/gateway")))],
      {}),
+    ("alert-runbook-url", [rule_file(alert(
+        annotations=annotations(runbook_url="https://github.com/acme/ops/blob/main/runbooks.md#gateway")))], {}),
     ("alert-annotation-labels", [rule_file(alert(
         expr='up{job="gateway"} == 0', annotations=annotations(description="{{ $labels.instance }} is down.")))], {}),
     ("alert-annotation-labels", [rule_file(alert(

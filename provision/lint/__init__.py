@@ -22,10 +22,13 @@ from provision.lint.artifacts import Artifacts, LintInputError, load_build, load
 from provision.lint.registry import CHECKS, ERROR, WARNING, Check
 from provision.lint.runner import Finding, LintReport, run_checks
 from provision.lint.settings import LintSettings, Silence
+from provision.rules import RuleGroup, render_group
+
+PROJECT_RECORDINGS = "(relaywatch recording rules)"
 
 __all__ = [
     "CHECKS", "ERROR", "WARNING", "Artifacts", "Check", "Finding", "LintInputError", "LintReport",
-    "LintSettings", "Silence", "lint_artifacts", "lint_build", "lint_paths",
+    "LintSettings", "Silence", "lint_artifacts", "lint_build", "lint_paths", "project_recordings",
 ]
 
 
@@ -38,6 +41,16 @@ def lint_build(out_dir: Path, settings: LintSettings) -> LintReport:
     return run_checks(load_build(out_dir), settings)
 
 
-def lint_paths(paths: list[Path], settings: LintSettings) -> LintReport:
-    """Lint dashboards and rule files made elsewhere; rule files given together define recorded series for all."""
-    return run_checks(load_paths(paths), settings)
+def lint_paths(paths: list[Path], settings: LintSettings, reference: Artifacts | None = None) -> LintReport:
+    """Lint dashboards and rule files made elsewhere. Rule files given together define recorded
+    series for all; `reference` (see project_recordings) defines more without being linted."""
+    return run_checks(load_paths(paths), settings, reference)
+
+
+def project_recordings(groups: list[RuleGroup]) -> Artifacts:
+    """The project's own recording rules as reference artifacts, so that a dashboard pulled back
+    from Grafana may read the series they record."""
+    rendered = [render_group(g.without_unavailable(), runbook_base_url="", extra_labels={}) for g in groups]
+    reference = Artifacts()
+    reference.add(PROJECT_RECORDINGS, {"groups": rendered})
+    return reference

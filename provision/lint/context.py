@@ -26,12 +26,13 @@ ALERT_SERIES = {"ALERTS", "ALERTS_FOR_STATE"}
 
 
 class LintContext:
-    def __init__(self, settings: LintSettings, artifacts: Artifacts):
+    def __init__(self, settings: LintSettings, artifacts: Artifacts, reference: Artifacts | None = None):
+        """`reference` holds rules that define series without being linted (the project's own)."""
         self.settings = settings
         self.profile = settings.profile
         self.artifacts = artifacts
         self.recorded: dict[str, list[Rule]] = {}
-        for rule in artifacts.rules:
+        for rule in [*artifacts.rules, *(reference.rules if reference else [])]:
             if rule.kind == "record":
                 self.recorded.setdefault(rule.name, []).append(rule)
         self._recorded_labels: dict[str, LabelSet] = {}

@@ -16,10 +16,9 @@ ACCEPTED_WINDOWS = {"__rate_interval", "__range", CUSTOM_DURATION}
 
 
 @check("promql-rate-interval", ERROR, TARGET,
-       "rate(), irate() and increase() in dashboards use [$__rate_interval], not a fixed window or $__interval.")
+       "rate(), irate() and increase() in dashboards use [$__rate_interval], not a fixed window or $__interval.",
+       parsed=True)
 def promql_rate_interval(target: Target, ctx):
-    if target.expr.ast is None:
-        return
     for call in calls(target.expr.ast, RATE_FUNCTIONS):
         matrix = range_argument(call)
         if matrix is None:
@@ -37,9 +36,9 @@ def promql_rate_interval(target: Target, ctx):
 
 
 @check("target-legend-labels", ERROR, TARGET,
-       "Legend formats refer only to labels the query's result keeps.")
+       "Legend formats refer only to labels the query's result keeps.", parsed=True)
 def target_legend_labels(target: Target, ctx):
-    if target.expr.ast is None or not target.legend or target.legend == "__auto":
+    if not target.legend or target.legend == "__auto":
         return
     labels = ctx.labels_of(target.expr.ast)
     for label in dict.fromkeys(LEGEND_LABEL.findall(target.legend)):

@@ -88,7 +88,7 @@ def panel_units(data: dict) -> list[str]:
                 units.append(prop.get("value"))
     units.append(data.get("format"))  # singlestat
     units += [axis.get("format") for axis in data.get("yaxes") or [] if isinstance(axis, dict)][:1]  # graph
-    return [u for u in units if isinstance(u, str) and u and u != "none"]
+    return [u for u in units if isinstance(u, str) and u]  # "none" is a choice: a plain number
 
 
 @check("panel-targets", ERROR, PANEL, "Every data panel has at least one query, and no query is empty.")

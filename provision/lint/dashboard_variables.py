@@ -105,10 +105,9 @@ def dashboard_job_model_variables(dashboard: Dashboard, ctx):
 
 
 @check("target-job-model-filter", ERROR, TARGET,
-       "Every selector filters on the dashboard's $job and $model variables (with =~, as they are multi-valued).")
+       "Every selector filters on the dashboard's $job and $model variables (with =~, as they are multi-valued).",
+       parsed=True)
 def target_job_model_filter(target: Target, ctx):
-    if target.expr.ast is None:
-        return
     variables = target.dashboard.variables
     for node, parents in walk_values(target.expr.ast):
         if not isinstance(node, VectorSelector):

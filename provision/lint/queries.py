@@ -58,10 +58,8 @@ def promql_parse(item, ctx):
 
 
 @check("promql-metric-in-profile", ERROR, EXPRESSION,
-       "Every raw metric a query reads exists in the active profile.")
+       "Every raw metric a query reads exists in the active profile.", parsed=True)
 def promql_metric_in_profile(item, ctx):
-    if item.expr.ast is None:
-        return
     for name in dict.fromkeys(name for name, _ in _names(item.expr)):
         if name in ctx.raw_series or name in ctx.recorded or name in BUILTIN_SERIES or ":" in name:
             continue
@@ -75,10 +73,8 @@ def promql_metric_in_profile(item, ctx):
 
 
 @check("promql-recording-defined", ERROR, EXPRESSION,
-       "Every recorded series (a name with colons) a query reads is defined by a rule being linted.")
+       "Every recorded series (a name with colons) a query reads is defined by a rule being linted.", parsed=True)
 def promql_recording_defined(item, ctx):
-    if item.expr.ast is None:
-        return
     for name in dict.fromkeys(name for name, _ in _names(item.expr)):
         if ":" in name and name not in ctx.recorded and name not in ctx.raw_series:
             close = difflib.get_close_matches(name, sorted(ctx.recorded), n=1, cutoff=CLOSE_MATCH)
@@ -87,10 +83,8 @@ def promql_recording_defined(item, ctx):
 
 
 @check("promql-rate-gauge", ERROR, EXPRESSION,
-       "rate(), irate() and increase() are taken of counters only, never of a gauge or a recorded series.")
+       "rate(), irate() and increase() are taken of counters only, never of a gauge or a recorded series.", parsed=True)
 def promql_rate_gauge(item, ctx):
-    if item.expr.ast is None:
-        return
     for call in calls(item.expr.ast, RATE_FUNCTIONS):
         matrix = range_argument(call)
         name = selector_name(matrix.vector_selector) if matrix is not None else None
@@ -100,10 +94,8 @@ def promql_rate_gauge(item, ctx):
 
 
 @check("promql-counter-rate", ERROR, EXPRESSION,
-       "Counters (_total, _count, _sum, _bucket) are read only through rate() or increase().")
+       "Counters (_total, _count, _sum, _bucket) are read only through rate() or increase().", parsed=True)
 def promql_counter_rate(item, ctx):
-    if item.expr.ast is None:
-        return
     for node, parents in walk_values(item.expr.ast):
         if isinstance(node, VectorSelector) and (name := selector_name(node)) and ctx.is_counter(name):
             if not _counter_handled(parents):
@@ -132,10 +124,8 @@ def _counter_handled(parents: tuple) -> bool:
 
 
 @check("promql-histogram-quantile", ERROR, EXPRESSION,
-       "histogram_quantile() reads the sum of bucket rates, aggregated by (le, ...) so le is kept.")
+       "histogram_quantile() reads the sum of bucket rates, aggregated by (le, ...) so le is kept.", parsed=True)
 def promql_histogram_quantile(item, ctx):
-    if item.expr.ast is None:
-        return
     for call in calls(item.expr.ast, {"histogram_quantile"}):
         if len(call.args) != 2:
             continue
@@ -182,10 +172,8 @@ def _recorded(name: str, ctx) -> bool:
 
 
 @check("promql-range-window", ERROR, EXPRESSION,
-       "Range windows of rate() and similar functions span at least four scrape intervals.")
+       "Range windows of rate() and similar functions span at least four scrape intervals.", parsed=True)
 def promql_range_window(item, ctx):
-    if item.expr.ast is None:
-        return
     scrape = ctx.settings.scrape_interval
     minimum = scrape * MIN_SCRAPES_PER_WINDOW
     for call in calls(item.expr.ast, SAMPLE_FUNCTIONS):

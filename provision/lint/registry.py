@@ -43,20 +43,21 @@ class Check:
     scope: str
     summary: str
     run: Callable[[Any, Any], Iterable[str | Hit]]
+    parsed: bool = False  # run only on items whose expression parses (promql-parse reports the others)
 
 
 CHECKS: dict[str, Check] = {}
 
 
-def check(check_id: str, severity: str, scope: str, summary: str):
-    """Register a check function under a stable id."""
+def check(check_id: str, severity: str, scope: str, summary: str, *, parsed: bool = False):
+    """Register a check function under a stable id; `parsed` checks read `item.expr.ast`."""
     if severity not in (ERROR, WARNING) or scope not in SCOPES:
         raise ValueError(f"check {check_id}: bad severity {severity!r} or scope {scope!r}")
 
     def register(function):
         if check_id in CHECKS:
             raise ValueError(f"check id {check_id!r} is registered twice")
-        CHECKS[check_id] = Check(check_id, severity, scope, summary, function)
+        CHECKS[check_id] = Check(check_id, severity, scope, summary, function, parsed)
         return function
 
     return register

@@ -99,7 +99,11 @@ def alert_runbook_url(rule: Rule, ctx):
 
 
 def _points_at(base: str, runbooks: Path, base_url: str | None) -> bool:
-    return (bool(base_url) and base == base_url.partition("#")[0]) or base.endswith("/" + runbooks.name)
+    """Whether a runbook URL is the project's runbooks document: the configured base URL, or a
+    site-relative path to a file of that name. Other sites' runbooks.md are not ours to check."""
+    if base_url and base == base_url.partition("#")[0]:
+        return True
+    return base.startswith("/") and base.endswith("/" + runbooks.name)
 
 
 def _display(path: Path) -> str:
@@ -110,10 +114,8 @@ def _display(path: Path) -> str:
 
 
 @check("alert-annotation-labels", ERROR, ALERT,
-       "Annotation and label templates use only labels the alert expression's result keeps.")
+       "Annotation and label templates use only labels the alert expression's result keeps.", parsed=True)
 def alert_annotation_labels(rule: Rule, ctx):
-    if rule.expr.ast is None:
-        return
     labels = ctx.labels_of(rule.expr.ast)
     kept = ", ".join(sorted(labels.known)) or "no labels"
     for kind, values in (("annotation", rule.annotations), ("label", rule.labels)):
@@ -143,9 +145,10 @@ def _waits(duration) -> bool:
 
 
 @check("alert-comparison", ERROR, ALERT,
-       "An alert expression compares against a threshold (or uses absent()); otherwise it fires on every series.")
+       "An alert expression compares against a threshold (or uses absent()); otherwise it fires on every series.",
+       parsed=True)
 def alert_comparison(rule: Rule, ctx):
-    if rule.expr.ast is None or has_condition(rule.expr.ast):
+    if has_condition(rule.expr.ast):
         return
     top = unwrap(rule.expr.ast)
     if isinstance(top, BinaryExpr) and top.modifier is not None and top.modifier.return_bool:

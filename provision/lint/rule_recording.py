@@ -38,9 +38,9 @@ def recording_duplicate(artifacts: Artifacts, ctx):
 
 
 @check("recording-level-labels", WARNING, RECORDING,
-       "The level part of a recorded name lists exactly the labels the result keeps.")
+       "The level part of a recorded name lists exactly the labels the result keeps.", parsed=True)
 def recording_level_labels(rule: Rule, ctx):
-    if rule.expr.ast is None or not RECORDED_NAME.match(rule.name):
+    if not RECORDED_NAME.match(rule.name):
         return
     labels = ctx.labels_of(rule.expr.ast).adding(*rule.labels)
     if labels.open or not labels.known or len(labels.known) > MAX_LEVEL_LABELS:

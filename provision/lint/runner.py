@@ -89,13 +89,15 @@ class LintReport:
         }
 
 
-def run_checks(artifacts: Artifacts, settings: LintSettings) -> LintReport:
-    ctx = LintContext(settings, artifacts)
+def run_checks(artifacts: Artifacts, settings: LintSettings, reference: Artifacts | None = None) -> LintReport:
+    ctx = LintContext(settings, artifacts, reference)
     items = _items_by_scope(artifacts)
     order = _positions(artifacts)
     found: list[tuple[tuple, Finding]] = []
     for rank, check in enumerate(CHECKS.values()):
         for item in items[check.scope]:
+            if check.parsed and item.expr.ast is None:
+                continue
             for hit in check.run(item, ctx):
                 hit = hit if isinstance(hit, Hit) else Hit(hit)
                 subject = hit.item if hit.item is not None else item
