@@ -120,7 +120,7 @@ def test_path_flags_recorded_series_nobody_defines(tmp_path):
     result = run("lint", "--config", str(write_config(tmp_path / "c.yaml", {})), "--path", str(path))
     assert result.exit_code == 1
     assert ("promql-recording-defined: recorded series job_model:llm_requests:rate1m is not defined by any "
-            "recording rule; did you mean job_model:llm_requests:rate5m?") in result.stdout
+            "recording rule being linted; did you mean job_model:llm_requests:rate5m?") in result.stdout
 
 
 def test_path_on_the_source_documents_dashboard_finds_its_mistakes(tmp_path):

@@ -78,8 +78,8 @@ def promql_recording_defined(item, ctx):
     for name in dict.fromkeys(name for name, _ in _names(item.expr)):
         if ":" in name and name not in ctx.recorded and name not in ctx.raw_series:
             close = difflib.get_close_matches(name, sorted(ctx.recorded), n=1, cutoff=CLOSE_MATCH)
-            hint = f"; did you mean {close[0]}?" if close else " (lint the rule file that records it with --path)"
-            yield f"recorded series {name} is not defined by any recording rule{hint}"
+            hint = f"; did you mean {close[0]}?" if close else ""
+            yield f"recorded series {name} is not defined by any recording rule being linted{hint}"
 
 
 @check("promql-rate-gauge", ERROR, EXPRESSION,
