@@ -14,7 +14,9 @@ from pathlib import Path
 import click
 
 from provision import build as build_stage
+from provision import lint as lint_stage
 from provision.config import Config, ConfigError, load_config
+from provision.contract import Profile
 from provision.definitions import DefinitionError
 from provision.profiles import UnknownProfile
 from provision.validate import Report, validate_build
@@ -101,9 +103,7 @@ def build(config_path: str | None, out_dir: str | None, no_validate: bool, no_li
         _report(report, lint_report)
 
 
-def _lint_build(config: Config, profile, target: Path):
-    from provision import lint as lint_stage
-
+def _lint_build(config: Config, profile: Profile, target: Path) -> lint_stage.LintReport:
     return lint_stage.lint_build(target, lint_stage.LintSettings.from_config(config, profile))
 
 
@@ -123,7 +123,7 @@ def validate(config_path: str | None, out_dir: str | None, promtool: str) -> Non
     _report(validate_build(target, make_context(config).profile, promtool=promtool))
 
 
-def _report(report: Report, lint_report=None) -> None:
+def _report(report: Report, lint_report: lint_stage.LintReport | None = None) -> None:
     for problem in report.problems:
         click.echo(f"invalid: {problem}", err=True)
     click.echo(f"validated {report.checked} files: {len(report.problems)} problems; promtool {report.promtool}")
@@ -148,7 +148,6 @@ def lint(config_path: str | None, out_dir: str | None, paths: tuple[str, ...], o
 
     Exit 1 when an error is found (warnings do not fail), 2 on bad input or config.
     """
-    from provision import lint as lint_stage
     from provision.definitions import make_context
 
     if list_checks:
@@ -178,7 +177,7 @@ def lint(config_path: str | None, out_dir: str | None, paths: tuple[str, ...], o
         sys.exit(EXIT_PROBLEMS)
 
 
-def _print_lint(report) -> None:
+def _print_lint(report: lint_stage.LintReport) -> None:
     for finding in report.findings:
         if finding.silenced is None:
             click.echo(str(finding))

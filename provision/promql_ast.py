@@ -51,7 +51,7 @@ _MARKER = re.compile(r"__var_(\w+?)__")
 COMPARISON_OPS = {"==", "!=", ">", "<", ">=", "<="}
 SET_OPS = {"and", "or", "unless"}
 RATE_FUNCTIONS = {"rate", "irate", "increase"}
-# Functions whose result keeps the labels of their vector argument unchanged.
+# Functions that give their result the label named by their second argument.
 _LABEL_ADDING = {"label_replace", "label_join"}
 
 
@@ -302,7 +302,7 @@ def _call_labels(node, series_labels: SeriesLabels) -> LabelSet:
     if not vector_args:
         return NO_LABELS
     labels = result_labels(vector_args[0], series_labels)
-    if name == "histogram_quantile" or name == "histogram_fraction":
+    if name in ("histogram_quantile", "histogram_fraction"):
         return labels.without("le")
     if name in _LABEL_ADDING and len(node.args) > 1 and isinstance(node.args[1], StringLiteral):
         return labels.adding(node.args[1].val)

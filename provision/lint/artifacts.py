@@ -80,7 +80,6 @@ class Target:
     data: dict
     location: str
     expr: Expression
-    source: str = "dashboard"
     line: int | None = None
 
     @property
@@ -106,10 +105,6 @@ class Rule:
     name: str
     expr: Expression
     line: int | None = None
-
-    @property
-    def source(self) -> str:
-        return self.kind
 
     @property
     def location(self) -> str:

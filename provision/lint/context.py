@@ -30,7 +30,6 @@ class LintContext:
         """`reference` holds rules that define series without being linted (the project's own)."""
         self.settings = settings
         self.profile = settings.profile
-        self.artifacts = artifacts
         self.recorded: dict[str, list[Rule]] = {}
         for rule in [*artifacts.rules, *(reference.rules if reference else [])]:
             if rule.kind == "record":
