@@ -7,7 +7,6 @@ failed or drifted resources); 2 usage or configuration errors.
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from pathlib import Path
 
@@ -170,7 +169,7 @@ def lint(config_path: str | None, out_dir: str | None, paths: tuple[str, ...], o
     except lint_stage.LintInputError as exc:
         raise Failure(f"error: {exc}", EXIT_USAGE) from None
     if output == "json":
-        click.echo(json.dumps(report.to_json(), indent=2, sort_keys=True))
+        click.echo(report.json_text())
     else:
         _print_lint(report)
     if not report.ok:

@@ -7,6 +7,7 @@ stay in the report, marked with their reason, but do not count as errors.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, replace
 
 from provision.lint.artifacts import Artifacts
@@ -87,6 +88,9 @@ class LintReport:
             "findings": [f.to_dict() for f in self.findings],
             "unused_silences": [str(s) for s in self.unused_silences],
         }
+
+    def json_text(self) -> str:
+        return json.dumps(self.to_json(), indent=2, sort_keys=True)
 
 
 def run_checks(artifacts: Artifacts, settings: LintSettings, reference: Artifacts | None = None) -> LintReport:
