@@ -81,6 +81,7 @@ BAD = [
      [query_dashboard('sum(rate(holysheep_requests_total{model=~"$model"}[$__rate_interval]))')], {}),
     ("target-job-model-filter",
      [query_dashboard('sum(rate(holysheep_requests_total{job="$job", model=~"$model"}[$__rate_interval]))')], {}),
+    ("target-job-model-filter", [query_dashboard(f'sum({ERROR_RATIO}{{job=~"$job"}})'), rule_file()], {}),
     # dashboard queries
     ("promql-rate-interval", [query_dashboard(RATE.replace("$__rate_interval", "5m"))], {}),
     ("promql-rate-interval", [query_dashboard(RATE.replace("$__rate_interval", "$__interval"))], {}),
@@ -177,6 +178,12 @@ GOOD = [
     ("target-job-model-filter",
      [query_dashboard(f'{RATE} and on (model) (sum by (model) (rate(holysheep_requests_total[$__rate_interval])) > 0)')],
      {}),
+    ("target-job-model-filter", [  # "the same tokens at each model's price": the price table is not traffic
+        query_dashboard('sum by (model) (sum by (token_type) (rate(holysheep_tokens_total{job=~"$job", '
+                        'model=~"$model"}[$__rate_interval])) * on (token_type) group_right () '
+                        'model_token_type:price_usd_per_token:config)', legend="{{model}}"),
+        rule_file(recording("model_token_type:price_usd_per_token:config", "vector(8e-06)",
+                            {"model": "gpt-4.1", "token_type": "prompt"}))], {}),
     ("promql-rate-interval",
      [query_dashboard('sum(increase(holysheep_requests_total{job=~"$job", model=~"$model"}[$__range]))')], {}),
     ("target-legend-labels", [query_dashboard(

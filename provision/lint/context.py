@@ -17,6 +17,7 @@ from provision.promql_ast import (
     LabelSet,
     result_labels,
     selector_name,
+    selectors,
 )
 
 INSTANCE = "instance"
@@ -64,6 +65,11 @@ class LintContext:
         if name in BUILTIN_SERIES:
             return f"{name} is a gauge Prometheus synthesises"
         return None
+
+    def is_constant(self, name: str) -> bool:
+        """A recorded series computed from no series at all (a price table, a threshold): config, not traffic."""
+        rules = self.recorded.get(name, [])
+        return bool(rules) and all(rule.expr.ast is not None and not selectors(rule.expr.ast) for rule in rules)
 
     # -- labels ---------------------------------------------------------------
 

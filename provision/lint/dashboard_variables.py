@@ -129,6 +129,8 @@ def _filters_expected(name: str, selector, ctx) -> list[tuple[str, str]]:
     if metric is not None:
         model = ctx.profile.model_label if ctx.profile.model_label in metric.labels else None
         return [(JOB, JOB)] + ([(model, MODEL)] if model else [])
+    if ctx.is_constant(name):
+        return []  # a table from config (prices): every row is wanted, whatever the variables say
     if name in ctx.recorded:
         labels = ctx.series_labels(selector).known
         return [(label, label) for label in (JOB, MODEL) if label in labels]
