@@ -272,6 +272,13 @@ def test_silence_without_a_reason_or_with_an_unknown_check_is_a_config_error(tmp
     assert result.stdout == ""
 
 
+def test_a_zero_scrape_interval_is_a_config_error(tmp_path):
+    config = write_config(tmp_path / "c.yaml", {"scrape_interval": "0s"})
+    result = run("lint", "--config", str(config), "--path", str(_dashboard_file(tmp_path, dashboard())))
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"{config}: scrape_interval: '0s': duration must be greater than 0"
+
+
 def test_list_names_every_check_with_its_severity():
     from provision.lint import CHECKS
 

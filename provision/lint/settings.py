@@ -59,12 +59,20 @@ class LintSettings:
         section = config.data.get("lint") or {}
         return cls(
             profile=profile,
-            scrape_interval=promql_parser.parse_duration(config.data.get("scrape_interval") or "15s"),
+            scrape_interval=_scrape_interval(config),
             alert_severities=tuple(section.get("alert_severities") or SEVERITIES),
             runbooks=config.path("runbooks"),
             runbook_base_url=config.alerts.get("runbook_base_url"),
             silences=silences(section.get("silence") or [], config.name()),
         )
+
+
+def _scrape_interval(config: Config) -> timedelta:
+    value = config.data.get("scrape_interval") or "15s"
+    try:
+        return promql_parser.parse_duration(value)
+    except ValueError as exc:  # the schema admits 0s, which no Prometheus scrapes at
+        raise ConfigError([f"{config.name()}: scrape_interval: {value!r}: {exc}"]) from None
 
 
 def silences(entries: list[dict], source: str) -> tuple[Silence, ...]:
