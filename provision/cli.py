@@ -14,7 +14,9 @@ from pathlib import Path
 import click
 
 from provision import build as build_stage
+from provision import lint as lint_stage
 from provision.config import Config, ConfigError, load_config
+from provision.contract import Profile
 from provision.definitions import DefinitionError
 from provision.profiles import UnknownProfile
 from provision.validate import Report, validate_build
@@ -84,10 +86,11 @@ def main() -> None:
 @main.command()
 @config_option
 @out_option
-@click.option("--no-validate", is_flag=True, help="Only write the files; skip validation.")
+@click.option("--no-validate", is_flag=True, help="Only write the files; skip validation and lint.")
+@click.option("--no-lint", is_flag=True, help="Validate but do not lint (see `provision lint`).")
 @click.option("--promtool", default="promtool", show_default=True, help="promtool binary used for validation.")
 @handle_errors
-def build(config_path: str | None, out_dir: str | None, no_validate: bool, promtool: str) -> None:
+def build(config_path: str | None, out_dir: str | None, no_validate: bool, no_lint: bool, promtool: str) -> None:
     """Generate build/dashboards/*.json and build/rules/*.yaml, then validate them."""
     config = load_config(config_path)
     result = build_stage.build(config)
@@ -100,7 +103,13 @@ def build(config_path: str | None, out_dir: str | None, no_validate: bool, promt
         f"({len(written)} files) in {target} with profile {result.context.profile.name}"
     )
     if not no_validate:
-        _report(validate_build(target, result.context.profile, promtool=promtool))
+        report = validate_build(target, result.context.profile, promtool=promtool)
+        lint_report = None if no_lint else _lint_build(config, result.context.profile, target)
+        _report(report, lint_report)
+
+
+def _lint_build(config: Config, profile: Profile, target: Path) -> lint_stage.LintReport:
+    return lint_stage.lint_build(target, lint_stage.LintSettings.from_config(config, profile))
 
 
 @main.command()
@@ -119,12 +128,67 @@ def validate(config_path: str | None, out_dir: str | None, promtool: str) -> Non
     _report(validate_build(target, make_context(config).profile, promtool=promtool))
 
 
-def _report(report: Report) -> None:
+def _report(report: Report, lint_report: lint_stage.LintReport | None = None) -> None:
     for problem in report.problems:
         click.echo(f"invalid: {problem}", err=True)
     click.echo(f"validated {report.checked} files: {len(report.problems)} problems; promtool {report.promtool}")
+    if lint_report is not None:
+        _print_lint(lint_report)
+    if not report.ok or (lint_report is not None and not lint_report.ok):
+        sys.exit(EXIT_PROBLEMS)
+
+
+@main.command()
+@config_option
+@out_option
+@click.option("--path", "paths", multiple=True, type=click.Path(dir_okay=False),
+              help="Lint this dashboard JSON or Prometheus rule file instead of the build (repeatable); "
+                   "it may read the series relaywatch's recording rules define.")
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="Findings as text lines or one JSON document.")
+@click.option("--list", "list_checks", is_flag=True, help="List the checks (id, severity, summary) and exit.")
+@handle_errors
+def lint(config_path: str | None, out_dir: str | None, paths: tuple[str, ...], output: str, list_checks: bool) -> None:
+    """Lint dashboards and rules: the checks Grafana and Prometheus users expect (docs/lint.md).
+
+    Exit 1 when an error is found (warnings do not fail), 2 on bad input or config.
+    """
+    from provision.definitions import make_context
+
+    if list_checks:
+        for check in lint_stage.CHECKS.values():
+            click.echo(f"{check.id:32} {check.severity:8} {check.summary}")
+        return
+    config = load_config(config_path)
+    context = make_context(config)
+    settings = lint_stage.LintSettings.from_config(config, context.profile)
+    try:
+        if paths:
+            reference = lint_stage.project_recordings(context.recordings.groups())
+            report = lint_stage.lint_paths([Path(p) for p in paths], settings, reference)
+        else:
+            target = _out_dir(config, out_dir)
+            if not (target / "dashboards").is_dir() and not (target / "rules").is_dir():
+                raise Failure(f"error: {target}: nothing built yet; run `provision build` first or pass --path",
+                              EXIT_USAGE)
+            report = lint_stage.lint_build(target, settings)
+    except lint_stage.LintInputError as exc:
+        raise Failure(f"error: {exc}", EXIT_USAGE) from None
+    if output == "json":
+        click.echo(report.json_text())
+    else:
+        _print_lint(report)
     if not report.ok:
         sys.exit(EXIT_PROBLEMS)
+
+
+def _print_lint(report: lint_stage.LintReport) -> None:
+    for finding in report.findings:
+        if finding.silenced is None:
+            click.echo(str(finding))
+    for silence in report.unused_silences:
+        click.echo(f"notice: {silence} matched no finding; remove it", err=True)
+    click.echo(report.summary())
 
 
 @main.command()
