@@ -113,6 +113,12 @@ class RuleGroup:
         kept = tuple(r for r in self.rules if rule_name(r) not in missing)
         return RuleGroup(self.name, self.file, kept, self.interval)
 
+    def without_alerts(self) -> "RuleGroup":
+        return RuleGroup(self.name, self.file, tuple(r for r in self.rules if isinstance(r, RecordingRule)), self.interval)
+
+    def alerts(self) -> tuple["AlertRule", ...]:
+        return tuple(r for r in self.rules if isinstance(r, AlertRule))
+
 
 def rule_name(rule: Rule) -> str:
     return rule.record if isinstance(rule, RecordingRule) else rule.name
