@@ -36,7 +36,7 @@ from provision.render import (
     PROVISIONING_DIR,
     RULER_RULES_DIR,
 )
-from provision.render.kubernetes import CONFIGMAP_DATA_LIMIT, RULE_API_VERSION
+from provision.render.kubernetes import CONFIGMAP_DATA_LIMIT
 
 GRAFANA_SCHEMA_VERSIONS = ("v11.6.x", "v12.3.3")
 EXPRESSION_TYPES = {"math", "reduce", "threshold", "resample", "classic_conditions", "sql"}
@@ -45,6 +45,7 @@ KINDS = {("monitoring.coreos.com/v1", "PrometheusRule"), ("v1", "ConfigMap"),
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 CONFIGMAP_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+DURATION = re.compile(r"^(0|([0-9]+(ms|s|m|h|d|w|y))+)$")
 
 
 @dataclass
@@ -127,6 +128,9 @@ def grafana_rule_problems(rule: dict) -> list[str]:
     uid = rule.get("uid")
     if not isinstance(uid, str) or not re.fullmatch(r"[a-zA-Z0-9_-]{1,40}", uid):
         problems.append(f"uid: {uid!r} is not 1-40 of letters, digits, - and _")
+    for key in ("for", "keep_firing_for"):
+        if key in rule and not (isinstance(rule[key], str) and DURATION.match(rule[key])):
+            problems.append(f"{key}: {rule[key]!r} is not a duration string such as 5m or 1h30m")
     evals = rule.get("missingSeriesEvalsToResolve")
     if evals is not None and (not isinstance(evals, int) or evals < 1):
         problems.append(f"missingSeriesEvalsToResolve: {evals!r} must be a positive integer")
@@ -168,8 +172,8 @@ def _as_schema_spells_it(rule: dict, version: str) -> dict:
     copied = copy.deepcopy(rule)
     copied.pop("missingSeriesEvalsToResolve", None)
     keep = copied.pop("keep_firing_for", None)
-    if keep is not None and version != "v11.6.x":
-        copied["keepFiringFor"] = int(duration_seconds(keep) * 1e9) if isinstance(keep, str) else keep
+    if isinstance(keep, str) and DURATION.match(keep) and version != "v11.6.x":
+        copied["keepFiringFor"] = int(duration_seconds(keep) * 1e9)
     return copied
 
 
