@@ -78,9 +78,10 @@ def test_keep_firing_for_uses_the_api_key_and_passes_the_schema_check(tmp_path):
         "def rule_groups(ctx):\n"
         "    return [RuleGroup('g', 'g', (AlertRule(name='A', condition=Condition(Query('up'), '==', 0),\n"
         "        severity='warning', summary='s', description='d', for_='60m', keep_firing_for='10m'),))]\n")
-    _, groups = render(alerts_dir=alerts)
+    result, groups = render(alerts_dir=alerts)
     rule = groups[0].body["rules"][0]
     assert rule["keep_firing_for"] == "10m" and "keepFiringFor" not in rule
+    assert any("keep_firing_for (A) needs Grafana 12" in notice for notice in result.notices)
     assert rule["for"] == "1h"  # as Grafana writes it back
     assert grafana_rule_problems(rule) == []
     assert any("keep_firing_for: 5 is not a duration" in p for p in grafana_rule_problems({**rule, "keep_firing_for": 5}))

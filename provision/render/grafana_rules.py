@@ -94,6 +94,10 @@ def render_grafana_rule_groups(result: BuildResult) -> list[GrafanaRuleGroup]:
         }
         out.append(GrafanaRuleGroup(folder_uid, group.name, body, settings["editable_in_ui"]))
     result.notices.extend(f"grafana rules: {note}" for note in expander.notes)
+    keep = sorted({alert.name for _, alert in alerts if alert.keep_firing_for})
+    if keep:
+        result.notices.append(f"grafana rules: keep_firing_for ({', '.join(keep)}) needs Grafana 12; "
+                              "earlier versions ignore it")
     return out
 
 
