@@ -66,7 +66,8 @@ def prometheus_groups(config: Config, groups: list[RuleGroup]) -> list[RuleGroup
     """
     if "grafana" not in rule_targets(config):
         return groups
-    return [g.without_alerts() for g in groups if g.without_alerts().rules]
+    recording = [g.without_alerts() for g in groups]
+    return [g for g in recording if g.rules]
 
 
 def _dashboards(config: Config, ctx: Context) -> tuple[dict[str, dict], dict[str, Path]]:
@@ -167,7 +168,8 @@ def _remove_stale_deliveries(out_dir: Path, files: dict[str, str]) -> None:
         if not root.is_dir():
             continue
         for path in sorted(root.rglob("*"), reverse=True):  # files before the directories holding them
-            if path.is_file() and path.suffix in GENERATED_SUFFIXES and path.relative_to(out_dir).as_posix() not in files:
+            generated = path.is_file() and path.suffix in GENERATED_SUFFIXES
+            if generated and path.relative_to(out_dir).as_posix() not in files:
                 path.unlink()
             elif path.is_dir() and not any(path.iterdir()):
                 path.rmdir()

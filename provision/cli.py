@@ -111,7 +111,8 @@ def _delivery_overrides(rules_target: list[str] | None, kubernetes: bool | None,
               help="Where rules are delivered: files, grafana, ruler (comma-separated or repeated); "
                    "overrides rules.target.")
 @click.option("--kubernetes/--no-kubernetes", default=None,
-              help="Write build/kubernetes/ (PrometheusRule, dashboard ConfigMaps); overrides rules.kubernetes.enabled.")
+              help="Write build/kubernetes/ (PrometheusRule, dashboard ConfigMaps); "
+                   "overrides rules.kubernetes.enabled.")
 @click.option("--provisioning/--no-provisioning", default=None,
               help="Write build/provisioning/ (Grafana file provisioning); overrides rules.provisioning.enabled.")
 @handle_errors

@@ -105,7 +105,8 @@ class Expander:
         if name is None:
             for m in selector.matchers.matchers:
                 if m.name == "__name__" and any(_matches(m, n) for n in self.definitions):
-                    raise ExpansionError(f"{selector}: a __name__ matcher that selects recorded series cannot be inlined")
+                    raise ExpansionError(f"{selector}: a __name__ matcher that selects recorded series "
+                                         "cannot be inlined")
             return None
         return name if name in self.definitions else None
 
@@ -244,7 +245,8 @@ def _shift(ast: pp.Expr, offset: timedelta) -> pp.Expr:
 
 def _shifted_text(node, offset: timedelta) -> str:
     if isinstance(node, pp.VectorSelector):
-        return f"{node.name or ''}{node.matchers}{_offset_text((node.offset or timedelta()) + offset)}{_at_text(node.at)}"
+        total = (node.offset or timedelta()) + offset
+        return f"{node.name or ''}{node.matchers}{_offset_text(total)}{_at_text(node.at)}"
     if isinstance(node, pp.MatrixSelector):
         vs = node.vector_selector
         total = (vs.offset or timedelta()) + offset

@@ -114,7 +114,8 @@ class RuleGroup:
         return RuleGroup(self.name, self.file, kept, self.interval)
 
     def without_alerts(self) -> "RuleGroup":
-        return RuleGroup(self.name, self.file, tuple(r for r in self.rules if isinstance(r, RecordingRule)), self.interval)
+        recording = tuple(r for r in self.rules if isinstance(r, RecordingRule))
+        return RuleGroup(self.name, self.file, recording, self.interval)
 
     def alerts(self) -> tuple["AlertRule", ...]:
         return tuple(r for r in self.rules if isinstance(r, AlertRule))

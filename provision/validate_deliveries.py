@@ -28,7 +28,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from provision.promql_ast import BUILTIN_SERIES
+from provision.config import duration_seconds
+from provision.promql_ast import BUILTIN_SERIES, PromQLError, metric_names
 from provision.render import (
     GRAFANA_RULES_DIR,
     KUBERNETES_DIR,
@@ -37,6 +38,7 @@ from provision.render import (
     RULER_RULES_DIR,
 )
 from provision.render.kubernetes import CONFIGMAP_DATA_LIMIT
+from provision.validate import Problem, dashboard_problems, rule_file_problems
 
 GRAFANA_SCHEMA_VERSIONS = ("v11.6.x", "v12.3.3")
 EXPRESSION_TYPES = {"math", "reduce", "threshold", "resample", "classic_conditions", "sql"}
@@ -79,8 +81,6 @@ def check_deliveries(out_dir: Path, profile_series: set[str], known: set[str]) -
 
 
 def _grafana_group(artifact: str, body, raw_series: set[str], report: DeliveryReport) -> list:
-    from provision.validate import Problem, _expr_problems
-
     if not isinstance(body, dict) or not isinstance(body.get("rules"), list):
         return [Problem(artifact, "", "not a rule group body: expected a mapping with a rules list")]
     problems = []
@@ -104,17 +104,22 @@ def _grafana_group(artifact: str, body, raw_series: set[str], report: DeliveryRe
             expr = (item.get("model") or {}).get("expr") if isinstance(item, dict) else None
             if isinstance(expr, str):
                 queries.append({"alert": str(rule.get("title")), "expr": expr})
-                problems += [
-                    Problem(p.artifact, p.location, p.message.replace(
-                        "neither in the active profile nor recorded by a rule of this build",
-                        "not a raw series of the active profile (Grafana cannot read recorded series)"))
-                    for p in _expr_problems(artifact, f"{where} query {item.get('refId')}", expr, raw_series)]
+                problems += _query_problems(artifact, f"{where} query {item.get('refId')}", expr, raw_series)
     titles = [r.get("title") for r in body["rules"] if isinstance(r, dict)]
     for title in sorted({t for t in titles if titles.count(t) > 1}):
         problems.append(Problem(artifact, f"title {title!r}", "appears twice; titles are unique in a folder"))
     if queries:
         report.rule_files[f"{artifact} (queries)"] = {"groups": [{"name": str(body.get("title")), "rules": queries}]}
     return problems
+
+
+def _query_problems(artifact: str, where: str, expr: str, raw_series: set[str]) -> list[Problem]:
+    try:
+        used = metric_names(expr)
+    except PromQLError as exc:
+        return [Problem(artifact, where, f"PromQL does not parse: {exc}")]
+    return [Problem(artifact, where, f"metric {name!r} is not a raw series of the active profile "
+                                     "(Grafana cannot read recorded series)") for name in sorted(used - raw_series)]
 
 
 def grafana_rule_problems(rule: dict) -> list[str]:
@@ -167,8 +172,6 @@ def _as_schema_spells_it(rule: dict, version: str) -> dict:
     """The published schemas predate some keys Grafana's API takes (its Go struct is the
     reference): `keep_firing_for` is `keepFiringFor` in nanoseconds in v12.3.3 and absent
     from v11.6.x, whose server ignores it; `missingSeriesEvalsToResolve` is in neither."""
-    from provision.config import duration_seconds
-
     copied = copy.deepcopy(rule)
     copied.pop("missingSeriesEvalsToResolve", None)
     keep = copied.pop("keep_firing_for", None)
@@ -192,8 +195,6 @@ def _grafana_rule_schema(version: str) -> dict:
 
 
 def _ruler_group(artifact: str, body, known: set[str], report: DeliveryReport) -> list:
-    from provision.validate import rule_file_problems
-
     rule_file = {"groups": [body]}
     problems = rule_file_problems(artifact, rule_file, known)
     if not problems:
@@ -202,8 +203,6 @@ def _ruler_group(artifact: str, body, known: set[str], report: DeliveryReport) -
 
 
 def _kubernetes(artifact: str, documents, known: set[str], report: DeliveryReport, out_dir: Path) -> list:
-    from provision.validate import Problem, dashboard_problems, rule_file_problems
-
     problems = []
     for obj in documents if isinstance(documents, list) else [documents]:
         if not isinstance(obj, dict) or (obj.get("apiVersion"), obj.get("kind")) not in KINDS:
@@ -256,8 +255,6 @@ def _metadata_problems(metadata) -> list[str]:
 
 
 def _provisioning(artifact: str, data) -> list:
-    from provision.validate import Problem
-
     section, required = ("providers", ("name", "type", "options")) if "/dashboards/" in f"/{artifact}" \
         else ("datasources", ("name", "type", "uid", "url", "access"))
     if not isinstance(data, dict) or data.get("apiVersion") != 1 or not isinstance(data.get(section), list):
@@ -273,8 +270,6 @@ def _provisioning(artifact: str, data) -> list:
 
 
 def _prometheus_snippet(artifact: str, data) -> list:
-    from provision.validate import Problem
-
     files = data.get("rule_files") if isinstance(data, dict) else None
     if not isinstance(files, list) or not files or not all(isinstance(f, str) and f for f in files):
         return [Problem(artifact, "rule_files", "must be a non-empty list of paths")]
@@ -285,8 +280,6 @@ _UNREADABLE = object()
 
 
 def _load(path: Path, artifact: str, report: DeliveryReport):
-    from provision.validate import Problem
-
     try:
         text = path.read_text(encoding="utf-8")
         if path.suffix == ".json":

@@ -59,8 +59,8 @@ def openmetrics(series: list[SyntheticSeries], step_seconds: int) -> str:
 def backfill(promtool: str, series: list[SyntheticSeries], step_seconds: int, data_dir: Path) -> None:
     source = data_dir.parent / f"{data_dir.name}.om"
     source.write_text(openmetrics(series, step_seconds), encoding="utf-8")
-    proc = subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", "--quiet", str(source), str(data_dir)],
-                          capture_output=True, text=True, timeout=300)
+    command = [promtool, "tsdb", "create-blocks-from", "openmetrics", "--quiet", str(source), str(data_dir)]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"backfill failed: {proc.stdout}\n{proc.stderr}"
 
 

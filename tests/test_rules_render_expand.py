@@ -8,7 +8,6 @@ times, the queries `original unless inlined`, `inlined unless original` and
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import yaml
@@ -142,6 +141,6 @@ def test_selector_functions_on_inlined_series_are_noted():
     assert any("timestamp()" in note for note in expander.notes)
 
 
-def test_values_with_dollar_signs_survive_label_replace(tmp_path):
+def test_values_with_dollar_signs_survive_label_replace():
     expander = Expander.from_groups([group(RecordingRule("a:x:sum", Query("sum(up)"), {"tier": "$1"}))], "30s")
     assert '"$$1"' in expander.expand("a:x:sum")

@@ -24,7 +24,7 @@ from provision.config import from_mapping
 from provision.definitions import DefinitionError
 from provision.promql_ast import metric_names
 from provision.render.grafana_rules import data_query, grafana_template, render_grafana_rule_groups, rule_uid
-from provision.rules import AlertRule, Condition, Query, RecordingRule, RuleGroup
+from provision.rules import AlertRule, Condition, Query, RecordingRule
 from provision.validate_deliveries import grafana_rule_problems
 
 SCHEMAS = Path(__file__).resolve().parent / "schemas" / "grafana"
@@ -41,6 +41,15 @@ def render(raw: dict | None = None, alerts_dir: Path | None = None):
 @pytest.fixture(scope="module")
 def rendered():
     return render()
+
+
+def alert_definitions(tmp_path: Path, body: str) -> Path:
+    """An alerts/ directory with one definition file: `body` is the body of rule_groups(ctx)."""
+    directory = tmp_path / "alerts"
+    directory.mkdir()
+    (directory / "a.py").write_text("from provision.rules import AlertRule, Condition, Query, RuleGroup\n"
+                                    "def rule_groups(ctx):\n" + body)
+    return directory
 
 
 def rules_of(groups) -> list[dict]:
@@ -64,18 +73,16 @@ def test_every_rule_body_matches_the_published_schema(rendered, version):
             {k: v for k, v in rule.items() if k not in NOT_IN_PUBLISHED_SCHEMAS})]
         assert not errors, f"{rule['title']}: {errors}"
     group = json.loads((SCHEMAS / version / "alerting.jsonschema.json").read_text())
-    group_validator = jsonschema.Draft7Validator({"$ref": "#/definitions/RuleGroup", "definitions": group["definitions"]})
+    group_validator = jsonschema.Draft7Validator({"$ref": "#/definitions/RuleGroup",
+                                                  "definitions": group["definitions"]})
     for g in rendered[1]:
         rules = [{k: v for k, v in r.items() if k not in NOT_IN_PUBLISHED_SCHEMAS} for r in g.body["rules"]]
         assert not list(group_validator.iter_errors({**g.body, "rules": rules}))
 
 
 def test_keep_firing_for_uses_the_api_key_and_passes_the_schema_check(tmp_path):
-    alerts = tmp_path / "alerts"
-    alerts.mkdir()
-    (alerts / "a.py").write_text(
-        "from provision.rules import AlertRule, Condition, Query, RuleGroup\n"
-        "def rule_groups(ctx):\n"
+    alerts = alert_definitions(
+        tmp_path,
         "    return [RuleGroup('g', 'g', (AlertRule(name='A', condition=Condition(Query('up'), '==', 0),\n"
         "        severity='warning', summary='s', description='d', for_='60m', keep_firing_for='10m'),))]\n")
     result, groups = render(alerts_dir=alerts)
@@ -84,7 +91,8 @@ def test_keep_firing_for_uses_the_api_key_and_passes_the_schema_check(tmp_path):
     assert any("keep_firing_for (A) needs Grafana 12" in notice for notice in result.notices)
     assert rule["for"] == "1h"  # as Grafana writes it back
     assert grafana_rule_problems(rule) == []
-    assert any("keep_firing_for: 5 is not a duration" in p for p in grafana_rule_problems({**rule, "keep_firing_for": 5}))
+    assert any("keep_firing_for: 5 is not a duration" in p
+               for p in grafana_rule_problems({**rule, "keep_firing_for": 5}))
     assert any("keepFiringFor" in p and "v12.3.3" in p
                for p in grafana_rule_problems({**{k: v for k, v in rule.items() if k != "keep_firing_for"},
                                                "keepFiringFor": "10m"}))  # the schema's spelling is not the API's
@@ -135,7 +143,8 @@ def test_each_rule_is_query_reduce_condition(rendered):
 def test_conditions_map_comparisons_to_threshold_or_math(rendered):
     by_title = {rule["title"]: rule["data"][2]["model"] for rule in rules_of(rendered[1])}
     critical = by_title["LLMGatewayErrorRatioHigh (critical)"]
-    assert critical["type"] == "threshold" and critical["conditions"] == [{"evaluator": {"type": "gt", "params": [0.2]}}]
+    assert critical["type"] == "threshold"
+    assert critical["conditions"] == [{"evaluator": {"type": "gt", "params": [0.2]}}]
     assert by_title["LLMGatewayLatencyP95High"]["conditions"][0]["evaluator"] == {"type": "gt", "params": [5]}
     assert by_title["LLMGatewayMetricsAbsent"] == {**by_title["LLMGatewayMetricsAbsent"], "type": "math",
                                                    "expression": "$B == 1"}
@@ -163,11 +172,8 @@ def test_nan_samples_are_dropped_except_for_not_equal():
 
 
 def test_thresholds_that_percent_f_cannot_print_use_math(tmp_path):
-    alerts = tmp_path / "alerts"
-    alerts.mkdir()
-    (alerts / "a.py").write_text(
-        "from provision.rules import AlertRule, Condition, Query, RuleGroup\n"
-        "def rule_groups(ctx):\n"
+    alerts = alert_definitions(
+        tmp_path,
         "    mk = lambda n, op, t: AlertRule(name=n, condition=Condition(Query('up'), op, t), severity='info',\n"
         "                                    summary='s', description='d')\n"
         "    return [RuleGroup('g', 'g', (mk('Tiny', '>', 1e-7), mk('Low', '<', 0.5), mk('Ge', '>=', 2.5),\n"
@@ -226,11 +232,8 @@ def test_interval_must_suit_grafanas_scheduler():
 
 
 def test_two_alerts_with_one_name_and_severity_are_refused(tmp_path):
-    alerts = tmp_path / "alerts"
-    alerts.mkdir()
-    (alerts / "a.py").write_text(
-        "from provision.rules import AlertRule, Condition, Query, RuleGroup\n"
-        "def rule_groups(ctx):\n"
+    alerts = alert_definitions(
+        tmp_path,
         "    a = AlertRule(name='Same', condition=Condition(Query('up'), '==', 0), severity='critical',\n"
         "                  summary='s', description='d')\n"
         "    return [RuleGroup('one', 'x', (a,)), RuleGroup('two', 'x', (a,))]\n")

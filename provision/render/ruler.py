@@ -41,6 +41,7 @@ def render_ruler_rule_groups(result: BuildResult) -> list[RulerRuleGroup]:
     datasource = settings["datasource_uid"] or config.grafana["datasource"]["uid"]
     options = dict(runbook_base_url=config.alerts["runbook_base_url"], extra_labels=config.alerts["labels"])
     return [
-        RulerRuleGroup(datasource, settings["namespace"], settings["subtype"], group.name, render_group(group, **options))
+        RulerRuleGroup(datasource, settings["namespace"], settings["subtype"], group.name,
+                       render_group(group, **options))
         for group in prometheus_groups(config, result.groups)
     ]
