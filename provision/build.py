@@ -109,12 +109,16 @@ def _rule_groups(config: Config, ctx: Context) -> list[RuleGroup]:
 
 
 def _rule_files(config: Config, groups: list[RuleGroup]) -> dict[str, dict]:
-    alerts = config.alerts
-    options = dict(runbook_base_url=alerts["runbook_base_url"], extra_labels=alerts["labels"])
+    options = rule_render_options(config)
     files: dict[str, dict] = {}
     for group in groups:
         files.setdefault(group.file, {"groups": []})["groups"].append(render_group(group, **options))
     return dict(sorted(files.items()))
+
+
+def rule_render_options(config: Config) -> dict:
+    """The config a rule needs to be rendered (render_rule / render_group keyword arguments)."""
+    return dict(runbook_base_url=config.alerts["runbook_base_url"], extra_labels=config.alerts["labels"])
 
 
 # -- serialisation -------------------------------------------------------------

@@ -40,7 +40,8 @@ from typing import TYPE_CHECKING, Any
 import promql_parser as pp
 
 from provision import promql
-from provision.config import duration_seconds
+from provision.config import Config, duration_seconds
+from provision.build import rule_render_options
 from provision.definitions import DefinitionError
 from provision.promql_ast import PromQLError
 from provision.promql_expand import ExpansionError, Expander
@@ -102,13 +103,13 @@ def render_grafana_rule_groups(result: BuildResult) -> list[GrafanaRuleGroup]:
 
 
 class _RuleRenderer:
-    def __init__(self, config, expander: Expander, folder_uid: str):
+    def __init__(self, config: Config, expander: Expander, folder_uid: str):
         self.settings = config.rules["grafana"]
         self.datasource = config.grafana["datasource"]["uid"]
         self.org_id = config.grafana.get("org_id") or 1
         self.folder_uid = folder_uid
         self.expander = expander
-        self.options = dict(runbook_base_url=config.alerts["runbook_base_url"], extra_labels=config.alerts["labels"])
+        self.options = rule_render_options(config)
 
     def rule(self, group: RuleGroup, alert: AlertRule, title: str) -> dict:
         where = f"rule group {group.name}: alert {alert.name} ({alert.severity})"

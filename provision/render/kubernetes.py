@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from provision.build import dashboard_text
+from provision.config import Config
 from provision.definitions import DefinitionError
 from provision.render import GENERATED_HEADER, KUBERNETES_DIR, file_stem, short_hash, yaml_text
 
@@ -59,7 +60,7 @@ def render_kubernetes(result: BuildResult) -> dict[str, str]:
     return files
 
 
-def _dashboard_configmap(uid: str, dashboard: dict, config, notices: list[str]) -> str:
+def _dashboard_configmap(uid: str, dashboard: dict, config: Config, notices: list[str]) -> str:
     settings = config.rules["kubernetes"]
     key = f"{uid}.json"
     text = dashboard_text(dashboard)

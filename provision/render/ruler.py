@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from provision.build import prometheus_groups
+from provision.build import prometheus_groups, rule_render_options
 from provision.rules import render_group
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ def render_ruler_rule_groups(result: BuildResult) -> list[RulerRuleGroup]:
     config = result.context.config
     settings = config.rules["ruler"]
     datasource = settings["datasource_uid"] or config.grafana["datasource"]["uid"]
-    options = dict(runbook_base_url=config.alerts["runbook_base_url"], extra_labels=config.alerts["labels"])
+    options = rule_render_options(config)
     return [
         RulerRuleGroup(datasource, settings["namespace"], settings["subtype"], group.name,
                        render_group(group, **options))
