@@ -111,13 +111,14 @@ def rule_file_problems(artifact: str, data: dict, known: set[str]) -> list[Probl
     return problems
 
 
-def _expr_problems(artifact: str, where: str, expr: str, known: set[str]) -> list[Problem]:
+def _expr_problems(artifact: str, where: str, expr: str, known: set[str],
+                   unknown: str = "is neither in the active profile nor recorded by a rule of this build") -> list[Problem]:
     try:
         used = metric_names(expr)
     except PromQLError as exc:
         return [Problem(artifact, where, f"PromQL does not parse: {exc}")]
     return [
-        Problem(artifact, where, f"metric {name!r} is neither in the active profile nor recorded by a rule of this build")
+        Problem(artifact, where, f"metric {name!r} {unknown}")
         for name in sorted(used - known)
     ]
 

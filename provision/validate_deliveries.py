@@ -29,7 +29,7 @@ import jsonschema
 import yaml
 
 from provision.config import duration_seconds
-from provision.promql_ast import BUILTIN_SERIES, PromQLError, metric_names
+from provision.promql_ast import BUILTIN_SERIES
 from provision.render import (
     GRAFANA_RULES_DIR,
     KUBERNETES_DIR,
@@ -38,7 +38,7 @@ from provision.render import (
     RULER_RULES_DIR,
 )
 from provision.render.kubernetes import CONFIGMAP_DATA_LIMIT
-from provision.validate import Problem, dashboard_problems, rule_file_problems
+from provision.validate import Problem, _expr_problems, dashboard_problems, rule_file_problems
 
 GRAFANA_SCHEMA_VERSIONS = ("v11.6.x", "v12.3.3")
 EXPRESSION_TYPES = {"math", "reduce", "threshold", "resample", "classic_conditions", "sql"}
@@ -47,6 +47,7 @@ KINDS = {("monitoring.coreos.com/v1", "PrometheusRule"), ("v1", "ConfigMap"),
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 CONFIGMAP_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+NOT_RAW = "is not a raw series of the active profile (Grafana cannot read recorded series)"
 DURATION = re.compile(r"^(0|([0-9]+(ms|s|m|h|d|w|y))+)$")
 
 
@@ -104,22 +105,14 @@ def _grafana_group(artifact: str, body, raw_series: set[str], report: DeliveryRe
             expr = (item.get("model") or {}).get("expr") if isinstance(item, dict) else None
             if isinstance(expr, str):
                 queries.append({"alert": str(rule.get("title")), "expr": expr})
-                problems += _query_problems(artifact, f"{where} query {item.get('refId')}", expr, raw_series)
+                problems += _expr_problems(artifact, f"{where} query {item.get('refId')}", expr, raw_series,
+                                           unknown=NOT_RAW)
     titles = [r.get("title") for r in body["rules"] if isinstance(r, dict)]
     for title in sorted({t for t in titles if titles.count(t) > 1}):
         problems.append(Problem(artifact, f"title {title!r}", "appears twice; titles are unique in a folder"))
     if queries:
         report.rule_files[f"{artifact} (queries)"] = {"groups": [{"name": str(body.get("title")), "rules": queries}]}
     return problems
-
-
-def _query_problems(artifact: str, where: str, expr: str, raw_series: set[str]) -> list[Problem]:
-    try:
-        used = metric_names(expr)
-    except PromQLError as exc:
-        return [Problem(artifact, where, f"PromQL does not parse: {exc}")]
-    return [Problem(artifact, where, f"metric {name!r} is not a raw series of the active profile "
-                                     "(Grafana cannot read recorded series)") for name in sorted(used - raw_series)]
 
 
 def grafana_rule_problems(rule: dict) -> list[str]:

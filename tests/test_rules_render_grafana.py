@@ -270,3 +270,19 @@ def _config(tmp_path: Path, alerts: Path) -> Path:
 def test_the_package_validates_with_the_same_schemas_as_these_tests(version):
     packaged = REPO / "provision" / "schemas" / f"grafana-alerting-{version}.schema.json"
     assert packaged.read_bytes() == (SCHEMAS / version / "alerting.jsonschema.json").read_bytes()
+
+
+def test_validate_reports_a_recorded_series_or_a_bad_state_in_a_rule_body(tmp_path):
+    assert CliRunner().invoke(main, ["build", "--out", str(tmp_path), "--rules-target", "grafana"]).exit_code == 0
+    path = tmp_path / "grafana-rule-groups" / "llm-gateway-alerts.json"
+    body = json.loads(path.read_text())
+    body["rules"][0]["data"][0]["model"]["expr"] = "job_model:llm_requests_failed:ratio_rate5m >= -Inf"
+    body["rules"][1]["noDataState"] = "Sometimes"
+    body["rules"][2]["condition"] = "D"
+    path.write_text(json.dumps(body))
+    result = CliRunner().invoke(main, ["validate", "--out", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "rules[0] 'LLMGatewayErrorRatioHigh (critical)' query A: metric 'job_model:llm_requests_failed:ratio_rate5m'" \
+           " is not a raw series" in result.output
+    assert "rules[1] 'LLMGatewayErrorRatioHigh (warning)': noDataState: 'Sometimes' is not one of" in result.output
+    assert "rules[2] 'LLMGatewayLatencyP95High': condition: 'D' is not the refId of a data item" in result.output
