@@ -83,16 +83,46 @@ def main() -> None:
     """relaywatch: Grafana dashboards and Prometheus rules for LLM API gateways, as code."""
 
 
+def _rule_targets_option(ctx, param, values: tuple[str, ...]) -> list[str] | None:
+    from provision.config import RULE_TARGETS
+
+    targets = [t.strip() for value in values for t in value.split(",") if t.strip()]
+    unknown = [t for t in targets if t not in RULE_TARGETS]
+    if unknown:
+        raise click.BadParameter(f"unknown target {', '.join(unknown)}; expected {', '.join(RULE_TARGETS)}")
+    return list(dict.fromkeys(targets)) or None
+
+
+def _delivery_overrides(rules_target: list[str] | None, kubernetes: bool | None, provisioning: bool | None) -> dict:
+    overrides: dict = {}
+    if rules_target:
+        overrides["rules.target"] = rules_target
+    if kubernetes is not None:
+        overrides["rules.kubernetes.enabled"] = kubernetes
+    if provisioning is not None:
+        overrides["rules.provisioning.enabled"] = provisioning
+    return overrides
+
+
 @main.command()
 @config_option
 @out_option
 @click.option("--no-validate", is_flag=True, help="Only write the files; skip validation and lint.")
 @click.option("--no-lint", is_flag=True, help="Validate but do not lint (see `provision lint`).")
 @click.option("--promtool", default="promtool", show_default=True, help="promtool binary used for validation.")
+@click.option("--rules-target", "rules_target", multiple=True, callback=_rule_targets_option, metavar="TARGETS",
+              help="Where rules are delivered: files, grafana, ruler (comma-separated or repeated); "
+                   "overrides rules.target.")
+@click.option("--kubernetes/--no-kubernetes", default=None,
+              help="Write build/kubernetes/ (PrometheusRule, dashboard ConfigMaps); "
+                   "overrides rules.kubernetes.enabled.")
+@click.option("--provisioning/--no-provisioning", default=None,
+              help="Write build/provisioning/ (Grafana file provisioning); overrides rules.provisioning.enabled.")
 @handle_errors
-def build(config_path: str | None, out_dir: str | None, no_validate: bool, no_lint: bool, promtool: str) -> None:
-    """Generate build/dashboards/*.json and build/rules/*.yaml, then validate them."""
-    config = load_config(config_path)
+def build(config_path: str | None, out_dir: str | None, no_validate: bool, no_lint: bool, promtool: str,
+          rules_target: list[str] | None, kubernetes: bool | None, provisioning: bool | None) -> None:
+    """Generate build/dashboards/*.json and build/rules/*.yaml (and the deliveries asked for), then validate them."""
+    config = load_config(config_path, overrides=_delivery_overrides(rules_target, kubernetes, provisioning))
     result = build_stage.build(config)
     target = _out_dir(config, out_dir)
     written = build_stage.write(result, target)

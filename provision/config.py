@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import promql_parser
 import yaml
 
 DEFAULT_CONFIG_NAME = "relaywatch.yaml"
@@ -32,7 +33,36 @@ DEFAULTS: dict[str, Any] = {
     "custom_profile": None,
     "selector": {},
     "scrape_interval": "15s",
-    "rules": {"interval": "30s", "window": "5m", "target": "files"},
+    "rules": {
+        "interval": "30s",
+        "window": "5m",
+        "target": "files",
+        "files": {"directory": "/etc/prometheus/rules/relaywatch"},
+        "grafana": {
+            "interval": None,
+            "no_data_state": "OK",
+            "exec_err_state": "Error",
+            "missing_series_evals_to_resolve": 1,
+            "editable_in_ui": False,
+            "overrides": {},
+        },
+        "ruler": {"datasource_uid": None, "namespace": "relaywatch", "subtype": "mimir"},
+        "kubernetes": {
+            "enabled": False,
+            "namespace": "monitoring",
+            "name_prefix": "relaywatch-",
+            "labels": {"app.kubernetes.io/managed-by": "relaywatch"},
+            "dashboards": True,
+            "dashboard_labels": {"grafana_dashboard": "1"},
+            "folder_annotation": "grafana_folder",
+        },
+        "provisioning": {
+            "enabled": False,
+            "dashboards_path": "/var/lib/grafana/dashboards/relaywatch",
+            "allow_ui_updates": False,
+            "disable_deletion": False,
+        },
+    },
     "grafana": {
         "url": "http://localhost:3000",
         "managed_tag": "relaywatch",
@@ -206,7 +236,31 @@ def _consistency_problems(data: dict[str, Any]) -> list[str]:
     for target in [targets] if isinstance(targets, str) else targets:
         if target not in RULE_TARGETS:
             problems.append(f"rules.target: unknown target {target!r}; expected one of {', '.join(RULE_TARGETS)}")
+    problems += _rule_delivery_problems(data["rules"])
     return problems
+
+
+def _rule_delivery_problems(rules: dict[str, Any]) -> list[str]:
+    problems = []
+    if rules["ruler"]["subtype"] == "loki":
+        problems.append("rules.ruler.subtype: 'loki' cannot run relaywatch's rules: they are PromQL over Prometheus "
+                        "metrics and a Loki ruler evaluates LogQL; use mimir or cortex")
+    interval = rules["grafana"]["interval"]
+    if interval and (duration_seconds(interval) % 10 or duration_seconds(interval) < 10):
+        problems.append(f"rules.grafana.interval: {interval} is not a multiple of 10s, "
+                        "the step of Grafana's alert scheduler")
+    return problems
+
+
+def rule_targets(config: "Config") -> tuple[str, ...]:
+    """rules.target as a tuple, whether the file gave one target or a list."""
+    targets = config.rules["target"]
+    return (targets,) if isinstance(targets, str) else tuple(targets)
+
+
+def duration_seconds(duration: str) -> float:
+    """Seconds in a Prometheus duration string (5m, 1h30m, 250ms)."""
+    return promql_parser.parse_duration(duration).total_seconds() if duration not in ("0", "0s") else 0.0
 
 
 RULE_TARGETS = ("files", "grafana", "ruler")

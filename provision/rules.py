@@ -113,6 +113,13 @@ class RuleGroup:
         kept = tuple(r for r in self.rules if rule_name(r) not in missing)
         return RuleGroup(self.name, self.file, kept, self.interval)
 
+    def without_alerts(self) -> "RuleGroup":
+        recording = tuple(r for r in self.rules if isinstance(r, RecordingRule))
+        return RuleGroup(self.name, self.file, recording, self.interval)
+
+    def alerts(self) -> tuple["AlertRule", ...]:
+        return tuple(r for r in self.rules if isinstance(r, AlertRule))
+
 
 def rule_name(rule: Rule) -> str:
     return rule.record if isinstance(rule, RecordingRule) else rule.name

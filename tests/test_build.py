@@ -64,7 +64,7 @@ def test_two_builds_in_separate_processes_are_byte_identical(tmp_path):
                        check=True, cwd=REPO, env=env, capture_output=True)
         outputs.append({p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()})
     assert outputs[0] == outputs[1]
-    assert len(outputs[0]) == 4
+    assert len(outputs[0]) == 5  # 2 dashboards, 2 rule files, the prometheus.yml snippet of the files target
 
 
 @pytest.mark.parametrize("version", ["v11.6.x", "v12.3.3"])
