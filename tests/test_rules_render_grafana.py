@@ -262,7 +262,7 @@ def _alert(condition: Condition, guards=()) -> AlertRule:
 
 def _config(tmp_path: Path, alerts: Path) -> Path:
     path = tmp_path / "relaywatch.yaml"
-    path.write_text(f"paths: {{alerts: {alerts}, dashboards: {REPO / 'dashboards'}}}\n")
+    path.write_text(f"paths: {{alerts: {alerts}, dashboards: {REPO / 'dashboards'}, runbooks: {REPO / 'docs' / 'runbooks.md'}}}\n")
     return path
 
 

@@ -25,7 +25,8 @@ def built(tmp_path_factory):
     out = tmp_path_factory.mktemp("build")
     config = out / "relaywatch.yaml"
     config.write_text(yaml.safe_dump({
-        "paths": {"dashboards": str(REPO / "dashboards"), "alerts": str(REPO / "alerts")},
+        "paths": {"dashboards": str(REPO / "dashboards"), "alerts": str(REPO / "alerts"),
+                  "runbooks": str(REPO / "docs" / "runbooks.md")},
         "rules": {"kubernetes": {"namespace": "observability", "labels": LABELS}},
     }))
     result = CliRunner().invoke(main, ["build", "--config", str(config), "--out", str(out / "b"), "--kubernetes"])

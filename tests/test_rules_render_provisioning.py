@@ -44,7 +44,7 @@ def test_datasource_carries_uid_url_and_scrape_interval(tmp_path):
     config.write_text("scrape_interval: 30s\n"
                       "grafana: {datasource: {uid: prom-main, name: Main, url: 'http://prometheus:9090'}}\n"
                       "rules: {provisioning: {enabled: true, dashboards_path: /dash}}\n"
-                      f"paths: {{dashboards: {REPO / 'dashboards'}, alerts: {REPO / 'alerts'}}}\n")
+                      f"paths: {{dashboards: {REPO / 'dashboards'}, alerts: {REPO / 'alerts'}, runbooks: {REPO / 'docs' / 'runbooks.md'}}}\n")
     build(tmp_path / "b", "--config", str(config))
     (source,) = load(tmp_path / "b" / "provisioning" / "datasources" / "relaywatch.yaml")["datasources"]
     assert source["uid"] == "prom-main" and source["name"] == "Main" and source["url"] == "http://prometheus:9090"
