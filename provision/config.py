@@ -17,6 +17,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from provision.promql import duration_seconds
+
 DEFAULT_CONFIG_NAME = "relaywatch.yaml"
 
 # The source document's price table, USD per million tokens.
@@ -30,6 +32,7 @@ DEFAULT_PRICING: dict[str, dict[str, float]] = {
 DEFAULTS: dict[str, Any] = {
     "profile": "holysheep",
     "custom_profile": None,
+    "profile_options": {},
     "selector": {},
     "scrape_interval": "15s",
     "rules": {"interval": "30s", "window": "5m", "target": "files"},
@@ -64,10 +67,11 @@ DEFAULTS: dict[str, Any] = {
         "metrics_absent": {"for": "10m"},
         "target_down": {"for": "5m", "lookback": "6h"},
         "traffic_stopped": {"for": "10m", "lookback": "1h"},
-        "spend_over_budget": {"for": "30m"},
+        "spend_over_budget": {"for": "30m", "window": "6h"},
+        "token_spike": {"factor": 5.0, "min_tokens_per_second": 100.0, "baseline": "3h", "for": "5m"},
     },
     "pricing": DEFAULT_PRICING,
-    "cost": {"monthly_budget_usd": None},
+    "cost": {"monthly_budget_usd": None, "timezone": "utc"},
     "paths": {
         "dashboards": "dashboards",
         "alerts": "alerts",
@@ -202,6 +206,10 @@ def _consistency_problems(data: dict[str, Any]) -> list[str]:
             "alerts.error_ratio: warning threshold "
             f"{ratio['warning']} is above the critical threshold {ratio['critical']}"
         )
+    spike, window = data["alerts"]["token_spike"], data["rules"]["window"]
+    if duration_seconds(spike["baseline"]) <= duration_seconds(window):
+        problems.append(f"alerts.token_spike.baseline: {spike['baseline']} must be longer than rules.window "
+                        f"({window}), the rate it compares against its baseline")
     targets = data["rules"]["target"]
     for target in [targets] if isinstance(targets, str) else targets:
         if target not in RULE_TARGETS:
