@@ -5,15 +5,18 @@ Budget pace: the average spend rate of the last alerts.spend_over_budget.window
 calendar month, against cost.monthly_budget_usd. Only built when a budget is set.
 
 Token spike: a model's token rate (prompt + completion, last rate window)
-against its own average over alerts.token_spike.baseline (default 3h) ending
-where the current window starts, so the spike is not part of its own baseline.
-It fires when the rate is `factor` times the baseline and above
+against its own average over alerts.token_spike.baseline (default 3h). The
+baseline ends a rate window plus `for` before now: a spike needs at most a
+window to show in the rate and `for` to fire, so it is not yet part of its own
+baseline when the alert would fire. It fires when the rate is `factor` times
+the baseline and above
 `min_tokens_per_second`, so a quiet model picking up modest traffic stays
 quiet; a model with no baseline yet (new in the baseline window) is not compared.
 Tokens, not spend, so that models missing from the price table are covered too.
 """
 
 from provision.contract import COMPLETION_TOKENS, PROMPT_TOKENS
+from provision.promql import duration, duration_seconds
 from provision.rules import AlertRule, Condition, RuleGroup
 
 PER_MODEL = "{{ $labels.model }} (job {{ $labels.job }})"
@@ -44,7 +47,8 @@ def token_spike(ctx):
     settings = ctx.setting("alerts.token_spike")
     n = ctx.names
     now = n.model_tokens
-    baseline = f"avg_over_time({now}[{settings['baseline']}] offset {n.window})"
+    offset = duration(duration_seconds(n.window) + duration_seconds(settings["for"]))
+    baseline = f"avg_over_time({now}[{settings['baseline']}] offset {offset})"
     return AlertRule(
         name="LLMGatewayTokenSpike",
         condition=Condition(ctx.recorded(f"{now} / {baseline}", PROMPT_TOKENS, COMPLETION_TOKENS), ">",

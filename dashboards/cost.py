@@ -1,24 +1,22 @@
 """LLM Gateway Cost: what the traffic costs, per model, from the price table in relaywatch.yaml.
 
-How the numbers are computed (provision/cost.py has the expressions):
+How the numbers are computed (provision/cost.py has the expressions and the reasoning):
 
 - Spend exists only as a recorded rate (USD/s per job, model and token type:
-  tokens/s times the configured price). Totals over a period integrate it with a
-  subquery stepping exactly one rate window, `sum_over_time(spend[<period>:5m]) * 300`:
-  each step reads a rate that averages the 5 minutes before it, so the steps
-  tile the period and the sum is the spend, at most one window off at either end.
-  A plain `avg_over_time(...) * period` would instead stretch a model that
-  appeared at noon over the whole day; summing treats its absent morning as zero.
+  tokens/s times the configured price). A total over a period is its integral:
+  `sum_over_time(spend[<period>]) * <rule interval>`. Exact for steady traffic,
+  and a model that appeared at noon adds nothing to the morning (an
+  `avg_over_time(...) * period` would spread it over the whole day).
 - "Today" and "Month to date" are the same query on panels whose relative time
   is `now/d` and `now/M` (Grafana's "Today so far" / "This month so far"), so
-  `$__range` is exactly the time since midnight / the 1st. The dashboard runs in
-  `cost.timezone` (default UTC, the providers' billing day), which decides
-  where Grafana puts midnight.
-- "Projected month" = month to date + the last 24 h's average spend rate times
-  the seconds left in the month (`days_in_month()` in PromQL, UTC). The 24 h
-  pace smooths the daily cycle and follows a switch to a cheaper model within a day.
+  `$__range` is the time since midnight / since the 1st. The dashboard runs in
+  `cost.timezone` (default UTC, the day providers bill by), which decides where
+  Grafana puts midnight.
+- "Projected month" = month to date + the last 24 h's spend rate times the
+  seconds left in the month (`days_in_month()` in PromQL, UTC). A day's pace
+  smooths the daily cycle yet follows a switch to a cheaper model within a day.
 - "The same traffic on each model" prices the selected range's prompt and
-  completion tokens (all models, priced or not) at every model of the table.
+  completion tokens (of all models, priced or not) at every model of the table.
 - Models missing from the price table are never priced at zero: spend panels
   leave them out, and their count and tokens are shown on their own.
 """

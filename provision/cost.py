@@ -1,18 +1,25 @@
 """Spend queries over the recorded price and token series, for the cost dashboard and alerts.
 
-Spend is only known as a rate: `job_model_token_type:llm_spend_usd:rate<w>`, a
-w-window average in USD/s, recorded every rule interval. Spend over a period
-is its integral, computed as a subquery stepping exactly one window:
+Spend is only known as a rate: `job_model_token_type:llm_spend_usd:rate<w>`, in
+USD/s, recorded once per rule evaluation interval. Spend over a period is the
+integral of that rate: the sum of its samples in the period times the
+evaluation interval, `sum_over_time(spend[<period>]) * <interval in seconds>`.
 
-    sum_over_time(spend[<period>:<w>]) * <w in seconds>
+Why this form:
+- Each sample is a w-window average, so the integral of the samples is the
+  spend, exactly for steady traffic; at the period's ends the smoothing moves at
+  most half a window's spend across the boundary.
+- A series that starts mid-period (a new model, a new job) adds nothing
+  before it exists. `avg_over_time(...) * period` would stretch it over the
+  whole period.
+- A subquery stepping one window, `sum_over_time(spend[period:w]) * w`, reads
+  fewer points but counts the whole window before the period whenever the
+  period starts on a step (midnight does), a full window too much.
+The interval is the one written into every generated rule group
+(`rules.interval`), so the samples really are that far apart.
 
-Each step reads the latest recorded rate, which averages the w before it, so
-the steps tile the period without gaps or overlap: the sum times w is the
-spend, independent of the rule interval and of how often Grafana refreshes.
-Missing steps (no series yet) count as zero, so a model that appears at noon is
-not extrapolated over the morning. The error is at most one window at each end
-of the period. Nothing here prices a model missing from the price table: its
-tokens are counted separately (`llm_tokens_unpriced`), never at zero USD.
+Nothing here prices a model missing from the price table: its tokens are counted
+separately (`llm_tokens_unpriced`), never at zero USD.
 """
 
 from __future__ import annotations
@@ -29,20 +36,20 @@ TOKENS_NEEDED = tuple(TOKEN_ROLES.values())
 class CostQueries:
     """Spend expressions; `filters` narrow every recorded series (e.g. job=~"$job")."""
 
-    def __init__(self, profile: Profile, names: RecordedNames, *, priced: bool, filters: tuple[Matcher, ...] = ()):
+    def __init__(self, profile: Profile, names: RecordedNames, *, priced: bool, interval: str,
+                 filters: tuple[Matcher, ...] = ()):
         self.profile = profile
         self.names = names
         self.priced = priced
         self.filters = filters
-        self.step = names.window
-        self.step_seconds = promql.duration_seconds(names.window)
+        self.interval_seconds = promql.duration_seconds(interval)
 
     # -- building blocks -----------------------------------------------------
 
     def integral(self, series: str, period: str, by: tuple[str, ...] = ()) -> str:
         """The total over `period` of a recorded per-second rate, by `by`."""
-        stepped = f"sum_over_time({promql.selector(series, self.filters)}[{period}:{self.step}])"
-        return f"{promql.sum_by(by, stepped)} * {self.step_seconds}"
+        samples = f"sum_over_time({promql.selector(series, self.filters)}[{period}])"
+        return f"{promql.sum_by(by, samples)} * {self.interval_seconds}"
 
     def _query(self, expr: str, legend: str = "", *, needs_price: bool = True, extra: tuple[str, ...] = ()) -> Query:
         roles = (*TOKENS_NEEDED, *extra)

@@ -49,7 +49,8 @@ class Context:
     def cost_queries(self, *, dashboard: bool = True) -> CostQueries:
         """Spend queries; on a dashboard they follow the job and model variables."""
         filters = (Matcher(JOB, "=~", "$job"), Matcher(MODEL, "=~", "$model")) if dashboard else ()
-        return CostQueries(self.profile, self.names, priced=bool(self.config.pricing), filters=filters)
+        return CostQueries(self.profile, self.names, priced=bool(self.config.pricing),
+                           interval=self.config.rules["interval"], filters=filters)
 
     def variables(self, *, raw: bool = False) -> tuple[Variable, ...]:
         queries = self.panel_queries(raw=raw)

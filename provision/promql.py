@@ -60,6 +60,14 @@ def duration_seconds(duration: str) -> int:
     return sum(int(n) * _UNIT_MS[u] for n, u in parts) // 1000
 
 
+def duration(seconds: int) -> str:
+    """A Prometheus duration for whole seconds, in the largest unit that divides it: 600 -> 10m."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 def rate(expr: str, window: str) -> str:
     return f"rate({expr}[{window}])"
 

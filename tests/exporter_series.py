@@ -124,7 +124,8 @@ def absent(at: str, expr: str) -> ExprCheck:
     return ExprCheck(at, expr, [])
 
 
-def firing(at: str, alerts: Iterable[dict[str, str]]) -> ExprCheck:
-    """Exactly these alerts (label sets with alertname) are firing at `at`."""
+def firing(at: str, alerts: Iterable[dict[str, str]], only: str | None = None) -> ExprCheck:
+    """Exactly these alerts (label sets with alertname) are firing at `at`; of alert `only` if given."""
     samples = [{"labels": selector("ALERTS", {**alert, "alertstate": "firing"}), "value": 1} for alert in alerts]
-    return ExprCheck(at, 'ALERTS{alertstate="firing"}', sorted(samples, key=lambda s: s["labels"]))
+    which = {"alertstate": "firing", **({"alertname": only} if only else {})}
+    return ExprCheck(at, selector("ALERTS", which), sorted(samples, key=lambda s: s["labels"]))
