@@ -31,7 +31,7 @@ def dashboards(ctx):
                 stat("Requests/s", q.request_rate(), unit="reqps",
                      description="Requests per second over all selected models."),
                 stat("Success ratio", q.success_ratio(), unit="percentunit", decimals=2, thresholds=GOOD_RATIO,
-                     description="Share of requests answered with a 2xx."),
+                     description="Share of requests answered successfully (2xx on HTTP gateways)."),
                 stat("Error ratio", q.failure_ratio(), unit="percentunit", decimals=2, thresholds=BAD_RATIO,
                      description="Share of requests that failed: 5xx, timeouts and client-side errors."),
                 stat("P95 latency", q.latency_quantile(0.95), unit="s", decimals=2, thresholds=slow,
@@ -50,7 +50,8 @@ def dashboards(ctx):
                 timeseries("Request rate by model", q.request_rate(by=(MODEL,)), unit="reqps", links=drill,
                            description="Requests per second per model."),
                 timeseries("Request rate by status class", q.status_class_rate(), unit="reqps", stack=True,
-                           description="Requests per second by outcome: 2xx, 4xx, 5xx, timeout, error."),
+                           description="Requests per second by outcome: HTTP class (2xx, 4xx, 5xx), timeout, error, or the "
+                                       "gateway's own outcome (OTel error_type, vLLM finished_reason)."),
                 timeseries("Rate limited (429) by model", q.rate_limited_rate(by=(MODEL,)), unit="reqps", width=8,
                            description="Requests refused with 429: slow down or spread load over models."),
                 timeseries("Unauthorized (401) by model", q.unauthorized_rate(by=(MODEL,)), unit="reqps", width=8,
@@ -64,7 +65,7 @@ def dashboards(ctx):
                            thresholds=BAD_RATIO, links=drill,
                            description="Failed share of requests per model (5xx, timeouts, client-side errors)."),
                 timeseries("Success ratio by model", q.success_ratio(by=(MODEL,)), unit="percentunit",
-                           minimum=0, maximum=1, description="Share of requests answered with a 2xx, per model."),
+                           minimum=0, maximum=1, description="Share of requests answered successfully, per model."),
                 timeseries("Rate-limited ratio by model", q.outcome_ratio(RATE_LIMITED, by=(MODEL,)),
                            unit="percentunit", minimum=0, width=8,
                            description="Share of requests answered 429, per model."),
@@ -97,7 +98,7 @@ def dashboards(ctx):
                            description="Estimated USD per hour per model, prompt and completion tokens at the "
                                        "price table's rates."),
                 bargauge("Tokens of models missing from the price table", q.unpriced_token_rate(),
-                         unit="suffix: tok/s",
+                         unit="suffix: tok/s", no_value="Every model with tokens has a price",
                          description="Models with traffic but no price in relaywatch.yaml: their spend is unknown, "
                                      "not zero. Add them to `pricing`."),
             ),

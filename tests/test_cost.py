@@ -45,16 +45,16 @@ def usd_per_second(model: str) -> float:
 PRICED_PER_SECOND = sum(usd_per_second(m) for m in TRAFFIC if m != UNPRICED)
 
 
-def steady(minutes: int) -> list[Series]:
-    """holysheep_* counters of TRAFFIC, one sample every STEP."""
-    steps = minutes * 60 // PER_STEP
+def steady(minutes: int, per_step: int = PER_STEP) -> list[Series]:
+    """holysheep_* counters of TRAFFIC, one sample every `per_step` seconds."""
+    steps = minutes * 60 // per_step
     series = []
     for model, (prompt, completion, requests) in TRAFFIC.items():
         lab = f'job="{JOB}", instance="gw-1:8000", model="{model}"'
         series += [
-            Series(f'holysheep_requests_total{{{lab}, status_code="200"}}', f"0+{requests * PER_STEP}x{steps}"),
-            Series(f'holysheep_tokens_total{{{lab}, token_type="prompt"}}', f"0+{prompt * PER_STEP}x{steps}"),
-            Series(f'holysheep_tokens_total{{{lab}, token_type="completion"}}', f"0+{completion * PER_STEP}x{steps}"),
+            Series(f'holysheep_requests_total{{{lab}, status_code="200"}}', f"0+{requests * per_step}x{steps}"),
+            Series(f'holysheep_tokens_total{{{lab}, token_type="prompt"}}', f"0+{prompt * per_step}x{steps}"),
+            Series(f'holysheep_tokens_total{{{lab}, token_type="completion"}}', f"0+{completion * per_step}x{steps}"),
         ]
     return series
 
@@ -69,9 +69,9 @@ def rules_of(out: Path) -> list[Path]:
     return sorted((out / "rules").glob("*.yaml"))
 
 
-def check(promtool: str, tmp_path: Path, out: Path, series: list[Series], checks) -> None:
+def check(promtool: str, tmp_path: Path, out: Path, series: list[Series], checks, interval: str = STEP) -> None:
     run_promtool_test(promtool, write_test_file(tmp_path / "t.yaml", rules_of(out), series, exprs=checks,
-                                                interval=STEP))
+                                                interval=interval))
 
 
 def dashboard(out: Path) -> dict:
@@ -198,13 +198,13 @@ def test_a_model_that_appears_mid_range_is_not_stretched_over_the_whole_range(tm
 
 
 def test_projected_month_is_month_to_date_plus_the_last_days_pace(tmp_path, promtool):
-    out = build_dir(tmp_path)
+    out = build_dir(tmp_path, rules={"interval": "1m"})  # a day of samples: one a minute keeps the test quick
     board = dashboard(out)
+    assert "* 60" in query(board, "Projected month")
     at = "25h10s"  # the last day lies in steady traffic; January 1970 has 31 days
-    month_to_date_s = 7200
-    projected = query(board, "Projected month", range_s=month_to_date_s)
+    projected = query(board, "Projected month", range_s=7200)
     checks = [close_to(at, projected, "{}", PRICED_PER_SECOND * 31 * 86400, rel=1e-6)]
-    check(promtool, tmp_path, out, steady(26 * 60), checks)
+    check(promtool, tmp_path, out, steady(26 * 60, per_step=60), checks, interval="1m")
 
 
 @pytest.mark.parametrize("budget, fires", [(20_000, True), (100_000, False)])
