@@ -28,12 +28,13 @@ def dashboards(ctx):
             row(
                 "Model $model",
                 timeseries("Requests by status class", q.status_class_rate(), unit="reqps", stack=True, width=8,
-                           description="Requests per second by outcome: HTTP class (2xx, 4xx, 5xx), timeout, error, or the "
-                                       "gateway's own outcome (OTel error_type, vLLM finished_reason)."),
+                           description="Requests per second by outcome: HTTP class (2xx, 4xx, 5xx), timeout, error, "
+                                       "or the gateway's own outcome (OTel error_type, vLLM finished_reason)."),
                 timeseries("Error and success ratio",
                            q.failure_ratio(legend="errors"), q.success_ratio(legend="success"),
                            unit="percentunit", minimum=0, maximum=1, thresholds=BAD_RATIO, width=8,
-                           description="Failed share (5xx, timeouts, client-side errors) and successful share of requests."),
+                           description="Failed share (5xx, timeouts, client-side errors) and successful share "
+                                       "of requests."),
                 timeseries("Rate limited (429)", q.rate_limited_rate(legend="429 rate limited"), unit="reqps", width=4,
                            description="Requests refused with 429 per second."),
                 timeseries("Unauthorized (401)", q.unauthorized_rate(legend="401 unauthorized"), unit="reqps", width=4,

@@ -50,8 +50,8 @@ def dashboards(ctx):
                 timeseries("Request rate by model", q.request_rate(by=(MODEL,)), unit="reqps", links=drill,
                            description="Requests per second per model."),
                 timeseries("Request rate by status class", q.status_class_rate(), unit="reqps", stack=True,
-                           description="Requests per second by outcome: HTTP class (2xx, 4xx, 5xx), timeout, error, or the "
-                                       "gateway's own outcome (OTel error_type, vLLM finished_reason)."),
+                           description="Requests per second by outcome: HTTP class (2xx, 4xx, 5xx), timeout, error, "
+                                       "or the gateway's own outcome (OTel error_type, vLLM finished_reason)."),
                 timeseries("Rate limited (429) by model", q.rate_limited_rate(by=(MODEL,)), unit="reqps", width=8,
                            description="Requests refused with 429: slow down or spread load over models."),
                 timeseries("Unauthorized (401) by model", q.unauthorized_rate(by=(MODEL,)), unit="reqps", width=8,

@@ -20,7 +20,7 @@ from provision.config import Config, ConfigError
 from provision.contract import JOB, MODEL, Matcher, Profile
 from provision.cost import CostQueries
 from provision.panels import DashboardSpec, Link, RowSpec, Variable, datasource_variable, label_variable
-from provision.profiles import ProfileError, get_profile
+from provision.profiles import ProfileError, UnknownProfile, get_profile
 from provision.queries import PanelQueries
 from provision.recording import RecordedNames, Recordings
 from provision.rules import Query
@@ -127,6 +127,8 @@ def make_context(config: Config) -> Context:
         profile = get_profile(config.profile, config.data)
     except ProfileError as exc:
         raise ConfigError([f"{config.name()}: {problem}" for problem in exc.problems]) from None
+    except UnknownProfile as exc:
+        raise ConfigError([f"{config.name()}: profile: {exc}"]) from None
     recordings = Recordings(
         profile,
         selector=config.selector,

@@ -191,7 +191,8 @@ class Recordings:
         for token_type, role in TOKEN_ROLES.items():
             rules.append(RecordingRule(n.tokens, self._rate_by(role, (JOB, MODEL)), {TOKEN_TYPE: token_type}))
         tokens_needed = (PROMPT_TOKENS, COMPLETION_TOKENS)
-        rules.append(RecordingRule(n.model_tokens, self._derived(promql.sum_by((JOB, MODEL), n.tokens), *tokens_needed)))
+        per_model = self._derived(promql.sum_by((JOB, MODEL), n.tokens), *tokens_needed)
+        rules.append(RecordingRule(n.model_tokens, per_model))
         for model, price in sorted(self.pricing.items()):
             for token_type, per_million in ((PROMPT, price["input"]), (COMPLETION, price["output"])):
                 value = Query(f"vector({promql.number(per_token(per_million))})")

@@ -119,6 +119,14 @@ def close_to(at: str, expr: str, labels: str, value: float, rel: float = 1e-9) -
     return ExprCheck(at, f"abs(({expr}) - {value!r}) <= bool {tolerance!r}", [{"labels": labels, "value": 1}])
 
 
+def only(expr: str, **labels: str) -> str:
+    """The series of `expr`'s result that carry these label values."""
+    one = "vector(1)"
+    for label, value in labels.items():
+        one = f'label_replace({one}, "{label}", "{value}", "", "")'
+    return f"({expr}) and on ({', '.join(labels)}) {one}"
+
+
 def absent(at: str, expr: str) -> ExprCheck:
     """`expr` returns nothing at `at`."""
     return ExprCheck(at, expr, [])

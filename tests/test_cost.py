@@ -17,7 +17,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from exporter_series import absent, close_to, firing
+from exporter_series import absent, close_to, firing, only
 from promtool_helpers import Series, run_promtool_test, write_test_file
 from provision import build
 from provision.config import DEFAULT_PRICING, from_mapping
@@ -148,8 +148,7 @@ def test_spend_per_hour_cost_per_request_and_unpriced_models(tmp_path, promtool)
         checks.append(absent(at, f"job_model:llm_tokens_unpriced:rate5m{labels}"))
         per_1k = usd_per_second(model) / TRAFFIC[model][2] * 1000
         cost_per_1k = query(board, "Cost per 1k requests by model")
-        checks.append(close_to(at, f'({cost_per_1k}) and on (model) label_replace(vector(1), "model", "{model}", "", "")',
-                               f'{{model="{model}"}}', per_1k))
+        checks.append(close_to(at, only(cost_per_1k, model=model), f'{{model="{model}"}}', per_1k))
     checks += [
         close_to(at, query(board, "Spend rate"), "{}", PRICED_PER_SECOND * 3600),
         close_to(at, query(board, "Models without a price"), "{}", 1),
@@ -164,19 +163,16 @@ def test_spend_over_a_range_share_by_model_and_the_same_traffic_on_each_model(tm
     at = "3h10s"  # the panel's range, 7200 s, lies in steady traffic
     checks = [close_to(at, query(board, "Today"), "{}", PRICED_PER_SECOND * 7200)]
     for model in ("gpt-4.1", "deepseek-v3.2"):
-        checks.append(close_to(at, f'({query(board, "Share of spend by model")}) and on (model) '
-                                   f'label_replace(vector(1), "model", "{model}", "", "")',
+        checks.append(close_to(at, only(query(board, "Share of spend by model"), model=model),
                                f'{{model="{model}"}}', usd_per_second(model) * 7200))
     prompt = sum(t[0] for t in TRAFFIC.values())
     completion = sum(t[1] for t in TRAFFIC.values())
     for model, price in DEFAULT_PRICING.items():
         cost = (prompt * price["input"] + completion * price["output"]) / 1e6 * 7200
-        checks.append(close_to(at, f'({query(board, "The same traffic on each model")}) and on (model) '
-                                   f'label_replace(vector(1), "model", "{model}", "", "")', f'{{model="{model}"}}', cost))
+        checks.append(close_to(at, only(query(board, "The same traffic on each model"), model=model),
+                               f'{{model="{model}"}}', cost))
     checks.append(close_to(at, query(board, "The same traffic on each model", ref="B"), "{}", PRICED_PER_SECOND * 7200))
-    checks.append(close_to(at, f'({query(board, "Price table")}) and on (model, token_type) '
-                               'label_replace(label_replace(vector(1), "model", "gpt-4.1", "", ""), '
-                               '"token_type", "completion", "", "")',
+    checks.append(close_to(at, only(query(board, "Price table"), model="gpt-4.1", token_type="completion"),
                            '{model="gpt-4.1", token_type="completion"}', 32.0))
     check(promtool, tmp_path, out, steady(200), checks)
 

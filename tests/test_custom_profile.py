@@ -179,7 +179,8 @@ def test_unknown_profile_name_is_a_usage_error(tmp_path):
     path = config_file(tmp_path, None, profile="kong")
     result = cli("build", "--config", str(path), "--out", str(tmp_path / "b"))
     assert result.exit_code == 2
-    assert "unknown profile 'kong'; known profiles: holysheep, litellm, otel_genai, vllm, custom" in result.stderr
+    assert result.stderr == (f"{path}: profile: unknown profile 'kong'; known profiles: "
+                             "holysheep, litellm, otel_genai, vllm, custom\n")
 
 
 def test_profile_errors_are_raised_for_direct_callers_too():

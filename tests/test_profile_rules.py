@@ -30,6 +30,7 @@ from exporter_series import (
     firing,
     fixture_text,
     histogram_quantile,
+    only,
     parse,
     per_second,
 )
@@ -245,8 +246,8 @@ def test_overview_panels_show_the_gateways_numbers(name, built, promtool, tmp_pa
         prompt = want.tokens(model, g.prompt_tokens)
         if prompt:
             expr = panel_expr(directory, "llm-gateway-overview", "Token throughput by model", model=model)
-            prompt_only = f'({expr}) and on (token_type) label_replace(vector(1), "token_type", "prompt", "", "")'
-            checks.append(close_to(AT, prompt_only, f'{{model="{model}", token_type="prompt"}}', prompt))
+            checks.append(close_to(AT, only(expr, token_type="prompt"), f'{{model="{model}", token_type="prompt"}}',
+                                   prompt))
     if g.inflight:
         running = sum(s.value for s in g.samples() if g.inflight(s))
         checks.append(close_to(AT, panel_expr(directory, "llm-gateway-overview", "In flight"), "{}", running))

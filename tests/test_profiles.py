@@ -17,7 +17,9 @@ from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter_series import fixture_text
+from provision import build
 from provision.cli import main
+from provision.config import from_mapping
 from provision.contract import ALL_ROLES, HISTOGRAM, INFLIGHT, RATE_LIMITED, UNAUTHORIZED, Profile
 from provision.profiles import BUILTIN, get_profile
 
@@ -206,3 +208,13 @@ def test_profiles_command_shows_the_series_behind_each_role(tmp_path):
 def test_every_builtin_profile_is_a_profile():
     assert set(BUILTIN) == {"holysheep", "otel_genai", "litellm", "vllm"}
     assert all(isinstance(p, Profile) and p.source for p in BUILTIN.values())
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN))
+def test_a_rebuild_gives_byte_identical_files(name):
+    def rendered():
+        return build.rendered_files(build.build(from_mapping({"profile": name}, root=REPO)))
+
+    first = rendered()
+    assert first == rendered()
+    assert any(path.endswith("llm-gateway-cost.json") for path in first)

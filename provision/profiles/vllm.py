@@ -13,9 +13,9 @@ model name) and `engine` (data-parallel rank, summed away):
   server has in flight (running in a batch, or queued for one).
 
 What a server-side exporter cannot know is left out rather than shown empty:
-vLLM answers no 429 (it queues instead of rate limiting) and has no per-model
-HTTP status; requests rejected before the engine (bad parameters, unknown
-model, 401 with --api-key) never reach these counters.
+the engine metrics carry no HTTP status, so no 429 or 401 (vLLM queues requests
+rather than rate limiting them); requests rejected before the engine (bad
+parameters, unknown model, 401 with --api-key) never reach these counters.
 
 Which finish reasons count as failures is configurable under
 `profile_options.vllm.failed_reasons` (default: error; add abort when clients
@@ -102,7 +102,8 @@ def profile(options: dict | None = None) -> Profile:
             "One model per server: 'by model' is 'by served model name'.",
         ),
         lacks={
-            RATE_LIMITED: "vLLM queues requests instead of answering 429",
+            RATE_LIMITED: "vLLM's engine metrics carry no HTTP status, and vLLM queues requests "
+                          "(vllm:num_requests_waiting) rather than rate limiting them",
             UNAUTHORIZED: "vLLM's engine metrics carry no HTTP status, and a 401 never reaches the engine",
             FAILED: "profile_options.vllm.failed_reasons is empty",
         },
