@@ -34,7 +34,7 @@ from exporter_series import (
     parse,
     per_second,
 )
-from promtool_helpers import run_promtool_test, write_test_file
+from promtool_helpers import Series, run_promtool_test, write_test_file
 from provision import build
 from provision.config import DEFAULT_PRICING, from_mapping
 
@@ -320,3 +320,38 @@ def test_spend_is_recorded_for_priced_models_and_unpriced_models_are_not_priced_
             checks.append(close_to(AT, f"job_model:llm_tokens_unpriced:rate5m{labels}", labels, prompt + completion))
     assert checks
     run(promtool, tmp_path, built[name], g, checks)
+
+
+STATUS_CLASSES = {
+    "otel_genai": {"ok": lambda s: not s.get("error_type"),
+                   "RateLimitError": lambda s: s.get("error_type") == "RateLimitError",
+                   "APITimeoutError": lambda s: s.get("error_type") == "APITimeoutError"},
+    "litellm": {"2xx": lambda s: s.get("status_code") == "200",
+                "4xx": lambda s: s.get("status_code") in ("400", "408", "429"),
+                "5xx": lambda s: s.get("status_code") == "500"},
+    "vllm": {reason: (lambda s, r=reason: s.get("finished_reason") == r) for reason in ("stop", "length", "abort")},
+}
+
+
+@pytest.mark.parametrize("name", sorted(GATEWAYS))
+def test_status_class_panel_names_each_outcome_of_the_gateway(name, built, promtool, tmp_path):
+    g = GATEWAYS[name]
+    expr = panel_expr(built[name], "llm-gateway-overview", "Request rate by status class")
+    checks = []
+    for status_class, which in STATUS_CLASSES[name].items():
+        expected = per_second(s for s in g.samples() if s.name == g.requests and which(s))
+        checks.append(close_to(AT, only(expr, status_class=status_class), f'{{status_class="{status_class}"}}',
+                               expected))
+    run(promtool, tmp_path, built[name], g, checks)
+
+
+def test_two_deployments_of_one_litellm_model_group_are_summed_not_a_duplicate_labelset(built, promtool, tmp_path):
+    """Copying requested_model over `model` would make these two series identical; the rules sum first."""
+    base = 'job="litellm", instance="litellm:4000", requested_model="gpt-4.1", hashed_api_key="abc", team="t"'
+    series = [Series(f'litellm_input_tokens_metric_total{{{base}, model="{m}"}}', "0+600x60")
+              for m in ("gpt-4.1-2025-04-14", "azure/gpt-4.1")]
+    series += [Series(f'litellm_proxy_total_requests_metric_total{{{base}, status_code="200"}}', "0+60x60")]
+    labels = '{job="litellm", model="gpt-4.1", token_type="prompt"}'
+    checks = [close_to(AT, f"job_model_token_type:llm_tokens:rate5m{labels}", labels, 20.0)]
+    test_file = write_test_file(tmp_path / "t.yaml", rule_files(built["litellm"]), series, exprs=checks)
+    run_promtool_test(promtool, test_file)
