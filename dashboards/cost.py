@@ -44,6 +44,7 @@ def dashboards(ctx):
         links=[ctx.link(OVERVIEW_UID, "Overview")],
         timezone=ctx.setting("cost.timezone"),
         time_from="now-7d",
+        refresh="5m",  # month-long integrals read every sample of the month; spend moves slowly
         rows=[
             row("Spend", *spend_stats(cost, q, budget)),
             row(

@@ -1,7 +1,8 @@
 """Spend queries over the recorded price and token series, for the cost dashboard and alerts.
 
-Spend is only known as a rate: `job_model_token_type:llm_spend_usd:rate<w>`, in
-USD/s, recorded once per rule evaluation interval. Spend over a period is the
+Spend is only known as a rate: `job_model:llm_spend_usd:rate<w>` (and by token
+type, `job_model_token_type:...`), in USD/s, recorded once per rule evaluation
+interval. Spend over a period is the
 integral of that rate: the sum of its samples in the period times the
 evaluation interval, `sum_over_time(spend[<period>]) * <interval in seconds>`.
 
@@ -16,7 +17,9 @@ Why this form:
   fewer points but counts the whole window before the period whenever the
   period starts on a step (midnight does), a full window too much.
 The interval is the one written into every generated rule group
-(`rules.interval`), so the samples really are that far apart.
+(`rules.interval`), so the samples really are that far apart. The cost: every
+sample of the period is read, 86,400 per model for a 30-day month at 30 s
+(the cost dashboard refreshes every 5 minutes for that reason).
 
 Nothing here prices a model missing from the price table: its tokens are counted
 separately (`llm_tokens_unpriced`), never at zero USD.
@@ -68,7 +71,8 @@ class CostQueries:
 
     def spend(self, period: str = "$__range", by: tuple[str, ...] = (), legend: str | None = None) -> Query:
         """USD spent over `period` (Grafana's $__range, or a duration such as 1d)."""
-        return self._query(self.integral(self.names.spend, period, by), self._legend(by) if legend is None else legend)
+        series = self.names.spend if TOKEN_TYPE in by else self.names.model_spend
+        return self._query(self.integral(series, period, by), self._legend(by) if legend is None else legend)
 
     def projected_month(self) -> Query:
         """Month to date plus the last day's pace over the rest of the month.
@@ -77,24 +81,25 @@ class CostQueries:
         `$__range_s` is the time elapsed in the month. The pace of the last 24 h
         smooths the daily cycle and follows a change (a cheaper model) within a day.
         """
-        month_to_date = self.integral(self.names.spend, "$__range")
-        pace = f"{self.integral(self.names.spend, '1d')} / {SECONDS_PER_DAY}"
+        month_to_date = self.integral(self.names.model_spend, "$__range")
+        pace = f"{self.integral(self.names.model_spend, '1d')} / {SECONDS_PER_DAY}"
         remaining = f"(days_in_month() * {SECONDS_PER_DAY} - $__range_s)"
         return self._query(f"{month_to_date} + {pace} * {remaining}", "projected")
 
     def monthly_pace(self, window: str) -> Query:
         """USD a whole calendar month would cost at the average spend rate of the last `window`."""
         seconds = promql.duration_seconds(window)
-        per_second = f"{self.integral(self.names.spend, window)} / {seconds}"
+        per_second = f"{self.integral(self.names.model_spend, window)} / {seconds}"
         return self._query(f"{per_second} * days_in_month() * {SECONDS_PER_DAY}")
 
     def budget_used(self, budget: float) -> Query:
         """Share of the monthly budget spent, for a panel whose range is the month so far."""
-        return self._query(f"{self.integral(self.names.spend, '$__range')} / {promql.number(budget)}", "budget used")
+        month_to_date = self.integral(self.names.model_spend, "$__range")
+        return self._query(f"{month_to_date} / {promql.number(budget)}", "budget used")
 
     def cost_per_1k_requests(self, by: tuple[str, ...] = (MODEL,)) -> Query:
         """USD per 1000 requests at the current rates (failed requests included, as they are paid for)."""
-        spend = promql.sum_by(by, promql.selector(self.names.spend, self.filters))
+        spend = promql.sum_by(by, promql.selector(self.names.model_spend, self.filters))
         requests = promql.sum_by(by, promql.selector(self.names.requests, self.filters))
         return self._query(f"{promql.ratio(spend, requests)} * 1000", self._legend(by), extra=(REQUESTS,))
 

@@ -81,10 +81,11 @@ class Context:
         raw: bool = False,
         timezone: str | None = None,
         time_from: str | None = None,
+        refresh: str | None = None,
     ) -> DashboardSpec:
         """A dashboard with the standard variables, tags, refresh and time range.
 
-        `timezone` and `time_from` override dashboards.timezone and .time_from, e.g.
+        `timezone`, `time_from` and `refresh` override the dashboards.* settings, e.g.
         so that "today" on a cost dashboard starts at midnight UTC like the bills.
         """
         settings = self.config.section("dashboards")
@@ -97,7 +98,7 @@ class Context:
             variables=self.variables(raw=raw),
             tags=tuple(dict.fromkeys(tags)),
             links=tuple(links),
-            refresh=settings["refresh"],
+            refresh=refresh or settings["refresh"],
             time_from=time_from or settings["time_from"],
             timezone=timezone or settings["timezone"],
             notices=self.notices,

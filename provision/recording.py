@@ -103,6 +103,11 @@ class RecordedNames:
         return f"job_model_token_type:llm_spend_usd:{self._op}"
 
     @property
+    def model_spend(self) -> str:
+        """Spend of prompt plus completion tokens per (job, model): half the series to integrate."""
+        return f"job_model:llm_spend_usd:{self._op}"
+
+    @property
     def unpriced_tokens(self) -> str:
         return f"job_model:llm_tokens_unpriced:{self._op}"
 
@@ -200,6 +205,8 @@ class Recordings:
         if self.pricing:
             spend = f"{n.tokens} * on ({MODEL}, {TOKEN_TYPE}) group_left () {n.price}"
             rules.append(RecordingRule(n.spend, self._derived(spend, *tokens_needed)))
+            rules.append(RecordingRule(n.model_spend, self._derived(promql.sum_by((JOB, MODEL), n.spend),
+                                                                    *tokens_needed)))
             unpriced = promql.sum_by((JOB, MODEL), f"{n.tokens} unless on ({MODEL}) {n.price}")
         else:
             unpriced = promql.sum_by((JOB, MODEL), n.tokens)
