@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING
 import yaml
 
 from provision.config import Config, rule_targets
+from provision.contract import ALL_ROLES, Profile
 from provision.definitions import Context, DefinitionError, call_definitions, make_context
 from provision.panels import DashboardSpec, render_dashboard
-from provision.rules import RuleGroup, render_group
+from provision.rules import RuleGroup, render_group, unavailable_reason
 
 if TYPE_CHECKING:
     from provision.render import Deliveries
@@ -47,6 +48,7 @@ class BuildResult:
 
 def build(config: Config) -> BuildResult:
     ctx = make_context(config)
+    ctx.notices.extend(gap_notices(ctx.profile, config))
     dashboards, sources = _dashboards(config, ctx)
     groups = _rule_groups(config, ctx)
     rule_files = _rule_files(config, prometheus_groups(config, groups))
@@ -68,6 +70,15 @@ def prometheus_groups(config: Config, groups: list[RuleGroup]) -> list[RuleGroup
         return groups
     recording = [g.without_alerts() for g in groups]
     return [g for g in recording if g.rules]
+
+
+def gap_notices(profile: Profile, config: Config) -> list[str]:
+    """Why the panels and rules named in later notices are left out, once per missing input."""
+    notices = [f"profile {profile.name} has no {role}: {profile.why_missing(role)}; what needs it is left out"
+               for role in ALL_ROLES if not profile.has(role)]
+    if not config.pricing:
+        notices.append("the price table (pricing) is empty: no spend is recorded; what needs it is left out")
+    return notices
 
 
 def _dashboards(config: Config, ctx: Context) -> tuple[dict[str, dict], dict[str, Path]]:
@@ -101,7 +112,7 @@ def _rule_groups(config: Config, ctx: Context) -> list[RuleGroup]:
                 raise DefinitionError(f"{path.name}: rule group {group.name!r} is also defined in {seen[group.name].name}")
             seen[group.name] = path
             for rule, roles in group.missing().items():
-                ctx.notices.append(f"rule group {group.name}: {rule} left out: the profile has no {', '.join(roles)}")
+                ctx.notices.append(f"rule group {group.name}: {rule} left out: {unavailable_reason(roles)}")
             kept = group.without_unavailable()
             if kept.rules:
                 groups.append(RuleGroup(kept.name, kept.file, kept.rules, kept.interval or default_interval))

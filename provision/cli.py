@@ -223,18 +223,28 @@ def _print_lint(report: lint_stage.LintReport) -> None:
 
 @main.command()
 @config_option
+@click.argument("name", required=False)
 @handle_errors
-def profiles(config_path: str | None) -> None:
-    """List the metric profiles and what each provides."""
-    from provision.contract import ALL_ROLES
-    from provision.profiles import BUILTIN
+def profiles(config_path: str | None, name: str | None) -> None:
+    """List the metric profiles and what each provides, or show what profile NAME reads for each role."""
+    from provision.definitions import make_context
+    from provision.profiles import BUILTIN, CUSTOM, describe, get_profile, profile_names
 
     config = load_config(config_path)
-    for name, profile in sorted(BUILTIN.items()):
-        marker = "*" if name == config.profile else " "
-        missing = [role for role in ALL_ROLES if not profile.has(role)]
-        lacks = f"; lacks {', '.join(missing)}" if missing else ""
-        click.echo(f"{marker} {name}: {profile.title}{lacks}")
+    if name:
+        if name not in profile_names():
+            raise Failure(f"error: unknown profile {name!r}; known profiles: {', '.join(profile_names())}", EXIT_USAGE)
+        profile = make_context(config).profile if name == config.profile else get_profile(name, config.data)
+        click.echo("\n".join(describe.details(profile)))
+        return
+    listed = dict(sorted(BUILTIN.items()))
+    if config.profile == CUSTOM:
+        listed[CUSTOM] = make_context(config).profile
+    click.echo("\n".join(describe.support_table(listed, config.profile)))
+    if CUSTOM not in listed:
+        click.echo(f"  {CUSTOM}: your gateway described under custom_profile in relaywatch.yaml (docs/profiles.md)")
+    click.echo("x: provided, -: not exported by the gateway (what needs it is left out of the build); "
+               "`provision profiles NAME` shows the series behind each role.")
 
 
 if __name__ == "__main__":  # pragma: no cover

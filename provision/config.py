@@ -18,6 +18,8 @@ import jsonschema
 import promql_parser
 import yaml
 
+from provision.promql import duration_seconds
+
 DEFAULT_CONFIG_NAME = "relaywatch.yaml"
 
 # The source document's price table, USD per million tokens.
@@ -31,6 +33,7 @@ DEFAULT_PRICING: dict[str, dict[str, float]] = {
 DEFAULTS: dict[str, Any] = {
     "profile": "holysheep",
     "custom_profile": None,
+    "profile_options": {},
     "selector": {},
     "scrape_interval": "15s",
     "rules": {
@@ -94,10 +97,11 @@ DEFAULTS: dict[str, Any] = {
         "metrics_absent": {"for": "5m"},
         "target_down": {"for": "5m", "lookback": "6h"},
         "traffic_stopped": {"for": "5m", "lookback": "1h"},
-        "spend_over_budget": {"for": "30m"},
+        "spend_over_budget": {"for": "30m", "window": "6h"},
+        "token_spike": {"factor": 5.0, "min_tokens_per_second": 100.0, "baseline": "3h", "for": "5m"},
     },
     "pricing": DEFAULT_PRICING,
-    "cost": {"monthly_budget_usd": None},
+    "cost": {"monthly_budget_usd": None, "timezone": "utc"},
     "paths": {
         "dashboards": "dashboards",
         "alerts": "alerts",
@@ -232,6 +236,10 @@ def _consistency_problems(data: dict[str, Any]) -> list[str]:
             "alerts.error_ratio: warning threshold "
             f"{ratio['warning']} is above the critical threshold {ratio['critical']}"
         )
+    spike, window = data["alerts"]["token_spike"], data["rules"]["window"]
+    if duration_seconds(spike["baseline"]) <= duration_seconds(window):
+        problems.append(f"alerts.token_spike.baseline: {spike['baseline']} must be longer than rules.window "
+                        f"({window}), the rate it compares against its baseline")
     targets = data["rules"]["target"]
     for target in [targets] if isinstance(targets, str) else targets:
         if target not in RULE_TARGETS:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from provision import promql
+from provision.contract import PRICING
 
 SEVERITIES = ("critical", "warning", "info")
 
@@ -36,6 +37,15 @@ class Query:
     @classmethod
     def unavailable(cls, missing) -> "Query":
         return cls(expr=None, missing=tuple(sorted(missing)))
+
+
+def unavailable_reason(missing) -> str:
+    """Why a query with these missing roles cannot be built, for notices."""
+    roles = [m for m in missing if m != PRICING]
+    reasons = [f"the profile has no {', '.join(roles)}"] if roles else []
+    if PRICING in missing:
+        reasons.append("the price table (pricing) is empty")
+    return " and ".join(reasons)
 
 
 @dataclass(frozen=True)
