@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import promql_parser
 import yaml
 
 from provision.promql import duration_seconds
@@ -264,11 +263,6 @@ def rule_targets(config: "Config") -> tuple[str, ...]:
     """rules.target as a tuple, whether the file gave one target or a list."""
     targets = config.rules["target"]
     return (targets,) if isinstance(targets, str) else tuple(targets)
-
-
-def duration_seconds(duration: str) -> float:
-    """Seconds in a Prometheus duration string (5m, 1h30m, 250ms)."""
-    return promql_parser.parse_duration(duration).total_seconds() if duration not in ("0", "0s") else 0.0
 
 
 RULE_TARGETS = ("files", "grafana", "ruler")

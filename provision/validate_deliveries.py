@@ -28,7 +28,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from provision.config import duration_seconds
+from provision.promql import duration_seconds
 from provision.promql_ast import BUILTIN_SERIES
 from provision.render import (
     GRAFANA_RULES_DIR,

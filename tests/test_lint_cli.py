@@ -64,7 +64,7 @@ def test_project_build_lints_clean(tmp_path, overrides):
 def test_lint_command_on_the_build(built):
     result = run("lint", "--config", str(write_config(built / "relaywatch.yaml", {})), "--out", str(built))
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == "linted 4 artifacts: 0 errors, 0 warnings, 0 silenced"
+    assert result.stdout.strip() == "linted 5 artifacts: 0 errors, 0 warnings, 0 silenced"
 
 
 def test_build_runs_lint_and_fails_on_a_lint_error(tmp_path):

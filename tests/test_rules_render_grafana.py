@@ -99,7 +99,9 @@ def test_keep_firing_for_uses_the_api_key_and_passes_the_schema_check(tmp_path):
 
 
 def test_group_bodies_carry_folder_interval_and_title(rendered):
-    (group,) = rendered[1]  # the recording-only groups have no Grafana form
+    groups = {g.body["title"]: g for g in rendered[1]}  # the recording-only groups have no Grafana form
+    assert sorted(groups) == ["llm-gateway-alerts", "llm-gateway-cost-alerts"]
+    group = groups["llm-gateway-alerts"]
     assert group.key == "relaywatch/llm-gateway-alerts"
     assert group.body["title"] == "llm-gateway-alerts" and group.body["folderUid"] == "relaywatch"
     assert group.body["interval"] == 30

@@ -87,7 +87,7 @@ def test_a_rebuild_in_another_process_is_byte_identical(tmp_path):
                                                                        "PATH": "/usr/bin:/bin"})
         outputs.append({p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()})
     assert outputs[0] == outputs[1]
-    assert len(outputs[0]) == 14  # dashboards 2, rules 1, prometheus 1, grafana 1, ruler 3, k8s 4, provisioning 2
+    assert len(outputs[0]) == 17  # dashboards 3, rules 1, prometheus 1, grafana 2, ruler 3, k8s 5, provisioning 2
 
 
 def test_unknown_rules_target_flag_is_a_usage_error(tmp_path):

@@ -48,11 +48,11 @@ def test_cli_writes_one_json_body_per_group(tmp_path):
     result = CliRunner().invoke(main, ["build", "--out", str(tmp_path), "--rules-target", "ruler"])
     assert result.exit_code == 0, result.output
     files = sorted(p.name for p in (tmp_path / "ruler-rule-groups").iterdir())
-    assert files == ["llm-gateway-alerts.json", "llm-gateway-latency.json", "llm-gateway-tokens.json",
-                     "llm-gateway-traffic.json"]
+    assert files == ["llm-gateway-alerts.json", "llm-gateway-cost-alerts.json", "llm-gateway-latency.json",
+                     "llm-gateway-tokens.json", "llm-gateway-traffic.json"]
     body = json.loads((tmp_path / "ruler-rule-groups" / "llm-gateway-alerts.json").read_text())
     rule_file = yaml.safe_load((tmp_path / "rules" / "llm-gateway-alerts.yaml").read_text())
-    assert body == rule_file["groups"][0]
+    assert body == next(g for g in rule_file["groups"] if g["name"] == "llm-gateway-alerts")
 
 
 def test_a_loki_ruler_is_refused_with_the_reason(tmp_path):

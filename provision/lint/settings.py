@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 
 import promql_parser
 
-from provision.config import Config, ConfigError
+from provision.config import DEFAULTS, Config, ConfigError
 from provision.contract import Profile
 from provision.lint.registry import CHECKS
 from provision.rules import SEVERITIES
@@ -61,7 +61,7 @@ class LintSettings:
             profile=profile,
             scrape_interval=_scrape_interval(config),
             alert_severities=tuple(section.get("alert_severities") or SEVERITIES),
-            runbooks=config.path("runbooks"),
+            runbooks=runbooks_document(config),
             runbook_base_url=config.alerts.get("runbook_base_url"),
             silences=silences(section.get("silence") or [], config.name()),
         )
@@ -86,3 +86,20 @@ def silences(entries: list[dict], source: str) -> tuple[Silence, ...]:
     if problems:
         raise ConfigError(problems)
     return tuple(found)
+
+
+# relaywatch's own runbooks, which the default runbook_base_url points at.
+BUNDLED_RUNBOOKS = Path(__file__).resolve().parents[2] / "docs" / "runbooks.md"
+
+
+def runbooks_document(config: Config) -> Path:
+    """The runbooks file the runbook_url anchors must exist in.
+
+    A config kept outside the repository (no runbooks file of its own) that still
+    links to relaywatch's published runbooks is checked against those.
+    """
+    path = config.path("runbooks")
+    uses_default_url = config.alerts["runbook_base_url"] == DEFAULTS["alerts"]["runbook_base_url"]
+    if not path.is_file() and uses_default_url and BUNDLED_RUNBOOKS.is_file():
+        return BUNDLED_RUNBOOKS
+    return path
