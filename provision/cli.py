@@ -190,7 +190,8 @@ promtool_option = click.option("--promtool", default="promtool", show_default=Tr
 
 
 def _session(config: Config, grafana_url: str | None, ca_cert: str | None, insecure: bool, verbose: bool):
-    """Resolve the target (usage errors exit 2 before anything is built or sent), print its warnings."""
+    """Resolve the target (usage errors exit 2 before anything is built or sent), print its
+    warnings; returns a function opening the Session."""
     from provision.push import Session, grafana_target
 
     target = grafana_target(config, grafana_url, ca_cert=ca_cert, insecure=insecure)
@@ -200,27 +201,23 @@ def _session(config: Config, grafana_url: str | None, ca_cert: str | None, insec
     return lambda: Session(target, concurrency=config.grafana["concurrency"], log=log)
 
 
-def _plan_run(config_path, out_dir, grafana_url, ca_cert, insecure, verbose, promtool, *, prune, force, output):
-    """Everything push, push --dry-run and diff share: config, target, build, health, plan.
-    Returns (session, plan, options, health)."""
-    from provision.push import build_for_push, run_options
+def _prepare(config_path, out_dir, grafana_url, ca_cert, insecure, verbose, promtool):
+    """What push and diff do before the first request: config, target, build and validation."""
+    from provision.push import build_for_push
 
     config = load_config(config_path)
     open_session = _session(config, grafana_url, ca_cert, insecure, verbose)
     result = build_for_push(config, _out_dir(config, out_dir), promtool)
     for notice in result.notices:
         click.echo(f"notice: {notice}", err=True)
-    options = run_options(config, prune=prune, force=force)
-    session = open_session()
-    try:
-        health = session.health()
-        if output == "text":
-            click.echo(f"grafana: {session.client.base_url} (Grafana {health.get('version', 'version hidden')})",
-                       err=True)
-        return session, session.plan(result, config, options), options, health
-    except BaseException:
-        session.__exit__(None, None, None)
-        raise
+    return config, result, open_session
+
+
+def _connected(session, output: str) -> dict:
+    health = session.health()
+    if output == "text":
+        click.echo(f"grafana: {session.client.base_url} (Grafana {health.get('version', 'version hidden')})", err=True)
+    return health
 
 
 def _progress(total: int):
@@ -229,7 +226,7 @@ def _progress(total: int):
     return lambda done, total: click.echo(f"\rapplying {done}/{total}", err=True, nl=done == total)
 
 
-def _report(outcomes, *, session, health, output: str, dry_run: bool, diffs: bool = False) -> None:
+def _print_outcomes(outcomes, *, session, health, output: str, dry_run: bool, diffs: bool = False) -> None:
     """One line per resource and a summary (or a JSON document) on stdout."""
     from provision.plan import summary
     from provision.push import diff_text
@@ -241,7 +238,7 @@ def _report(outcomes, *, session, health, output: str, dry_run: bool, diffs: boo
             entry = {"kind": o.action.kind, "uid": o.action.uid, "name": o.action.name, "action": o.action.op,
                      "status": o.status, "reason": o.reason, "version": o.version}
             if diffs:
-                entry["diff"] = diff_text(o)
+                entry["diff"] = diff_text(o.action)
             resources.append(entry)
         document = {"grafana": {"url": session.client.base_url, "version": health.get("version")},
                     "dry_run": dry_run, "resources": resources, "summary": counts}
@@ -251,7 +248,7 @@ def _report(outcomes, *, session, health, output: str, dry_run: bool, diffs: boo
         verb = o.action.op if dry_run else o.status
         click.echo(f"{o.action.kind} {o.action.uid}: {verb}" + (f": {o.reason}" if o.reason else ""))
         if diffs:
-            text = diff_text(o)
+            text = diff_text(o.action)
             if text:
                 click.echo(text.rstrip("\n"))
     if dry_run:
@@ -285,15 +282,18 @@ def push(config_path, out_dir, grafana_url, ca_cert, insecure, verbose, prune, f
     Exit 0 when everything is as built, 1 when anything failed or drifted, 2 for usage errors.
     """
     from provision.grafana.resources.base import planned
+    from provision.push import run_options
 
-    session, plan, options, health = _plan_run(config_path, out_dir, grafana_url, ca_cert, insecure, verbose,
-                                               promtool, prune=prune, force=force, output=output)
-    with session:
+    config, result, open_session = _prepare(config_path, out_dir, grafana_url, ca_cert, insecure, verbose, promtool)
+    options = run_options(config, prune=prune, force=force)
+    with open_session() as session:
+        health = _connected(session, output)
+        plan = session.plan(result, config, options)
         if dry_run:
             outcomes = [planned(action) for action in plan.actions]
         else:
             outcomes = session.apply(plan, options, _progress(len(plan.writes)))
-    _report(outcomes, session=session, health=health, output=output, dry_run=dry_run)
+    _print_outcomes(outcomes, session=session, health=health, output=output, dry_run=dry_run)
     if _problems(outcomes):
         sys.exit(EXIT_PROBLEMS)
 
@@ -311,12 +311,14 @@ def push(config_path, out_dir, grafana_url, ca_cert, insecure, verbose, prune, f
 def diff(config_path, out_dir, grafana_url, ca_cert, insecure, verbose, prune, exit_code, output, promtool):
     """Show what push would change, with a unified diff of each dashboard it would update."""
     from provision.grafana.resources.base import UNCHANGED, planned
+    from provision.push import run_options
 
-    session, plan, _, health = _plan_run(config_path, out_dir, grafana_url, ca_cert, insecure, verbose, promtool,
-                                         prune=prune, force=False, output=output)
-    with session:
-        outcomes = [planned(action) for action in plan.actions]
-    _report(outcomes, session=session, health=health, output=output, dry_run=True, diffs=True)
+    config, result, open_session = _prepare(config_path, out_dir, grafana_url, ca_cert, insecure, verbose, promtool)
+    with open_session() as session:
+        health = _connected(session, output)
+        plan = session.plan(result, config, run_options(config, prune=prune))
+    outcomes = [planned(action) for action in plan.actions]
+    _print_outcomes(outcomes, session=session, health=health, output=output, dry_run=True, diffs=True)
     if any(o.status == "failed" for o in outcomes):
         sys.exit(EXIT_PROBLEMS)
     if exit_code and any(o.action.op != UNCHANGED for o in outcomes):

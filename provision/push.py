@@ -23,7 +23,7 @@ from provision.grafana.client import (
     url_problem,
 )
 from provision.grafana.resources import KINDS
-from provision.grafana.resources.base import Outcome, RunOptions
+from provision.grafana.resources.base import Action, Outcome, RunOptions
 from provision.plan import Plan, make_plan
 from provision.validate import Report, validate_build
 
@@ -120,8 +120,8 @@ class Session:
             body = self.client.get("/api/health")
         except GrafanaError as exc:
             if exc.status == 503:
-                raise GrafanaError(503, f"Grafana at {self.client.base_url} is unhealthy: its database "
-                                        "check fails") from None
+                raise GrafanaError(503, f"Grafana at {self.client.base_url} is unhealthy: its database check "
+                                        f"fails ({exc.message})", method=exc.method, path=exc.path) from None
             raise
         return body if isinstance(body, dict) else {}
 
@@ -134,7 +134,7 @@ class Session:
         return apply_plan(self.client, KINDS, plan, options, self.pool, progress)
 
 
-def diff_text(outcome_or_action: Any) -> str:
-    action = getattr(outcome_or_action, "action", outcome_or_action)
+def diff_text(action: Action) -> str:
+    """The unified diff an action would make, if its kind can show one."""
     kind = next(k for k in KINDS if k.name == action.kind)
     return kind.diff(action) if kind.diff else ""

@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -189,6 +190,8 @@ class GrafanaClient:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.verify = settings.verify
+        if settings.verify is False:  # the CLI has warned once; not once per request
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         self.session.headers.update({"Accept": "application/json", "User-Agent": f"relaywatch/{__version__}"})
         if settings.org_id is not None:
             self.session.headers["X-Grafana-Org-Id"] = str(settings.org_id)
@@ -236,7 +239,8 @@ class GrafanaClient:
                 allow_redirects=False,
             )
         except requests.RequestException as exc:
-            reason = self.redact(_connection_reason(exc, self.settings))
+            retried = 0 if isinstance(exc, requests.exceptions.SSLError) else self.settings.retries
+            reason = self.redact(_connection_reason(exc, self.settings)) + _after_retries(retried)
             self._note(f"{method} {path}: {reason}")
             raise GrafanaError(None, f"cannot reach Grafana at {self.base_url}: {reason}",
                                method=method, path=path) from None
@@ -287,6 +291,8 @@ class GrafanaClient:
             message = first_line if first_line and not first_line.startswith("<") else (response.reason or "error")
         if response.status_code == 401 and self._credentials_source:
             message += f" (credentials from {self._credentials_source} rejected)"
+        retried = getattr(response.raw, "retries", None)
+        message += _after_retries(len(retried.history) if retried else 0)
         return GrafanaError(response.status_code, self.redact(message), status_text=status_text,
                             message_id=message_id, method=method, path=path)
 
@@ -335,6 +341,10 @@ def _retry_policy(settings: ClientSettings, note: Log) -> Retry:
     )
 
 
+def _after_retries(count: int) -> str:
+    return f" (after {count} {'retry' if count == 1 else 'retries'})" if count else ""
+
+
 def _connection_reason(exc: requests.RequestException, settings: ClientSettings) -> str:
     if isinstance(exc, requests.exceptions.SSLError):
         detail = re.search(r"\[SSL[^\]]*\] ([^(')]+)", str(exc))
@@ -344,6 +354,8 @@ def _connection_reason(exc: requests.RequestException, settings: ClientSettings)
     if isinstance(exc, requests.exceptions.ReadTimeout):
         return f"no answer within {settings.read_timeout:g} s"
     text = str(exc)
+    if "Read timed out" in text:  # a read timeout that outlived its retries arrives wrapped
+        return f"no answer within {settings.read_timeout:g} s"
     errno = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
     if errno:
         return errno.group(1).strip().lower()

@@ -20,8 +20,6 @@ import difflib
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
-
 from provision.build import BuildResult, dashboard_text
 from provision.config import Config
 from provision.grafana.client import GrafanaClient, GrafanaError
@@ -29,7 +27,7 @@ from provision.grafana.resources.base import (
     CREATE, DELETE, DONE, DRIFTED, FAILED, UNCHANGED, UPDATE, Action, Desired, Kind, Map, Outcome, ReadFailure,
     RunOptions, guarded,
 )
-from provision.grafana.versions import Version, get_version, push_message, pushed_digest, written_by_push
+from provision.grafana.versions import Version, get_version, push_message, pushed_digest
 
 KIND = "dashboard"
 # Fields Grafana sets on every save; they say nothing about the content.
@@ -241,7 +239,7 @@ def apply(client: GrafanaClient, action: Action, options: RunOptions) -> Outcome
             return _delete(client, action)
         return _save(client, action, options)
     except GrafanaError as exc:
-        return Outcome(action, DONE[FAILED], _failure(exc, action))
+        return Outcome(action, DONE[FAILED], _failure(exc, options.folder_uid))
 
 
 def _save(client: GrafanaClient, action: Action, options: RunOptions) -> Outcome:
@@ -282,8 +280,7 @@ def _delete(client: GrafanaClient, action: Action) -> Outcome:
     return Outcome(action, DONE[DELETE], action.reason)
 
 
-def _failure(exc: GrafanaError, action: Action) -> str:
-    folder = action.desired.folder_uid if action.desired else ""
+def _failure(exc: GrafanaError, folder: str) -> str:
     if exc.status == 403:
         return (f"{exc}: the service account needs the Editor role on folder {folder or '(General)'} "
                 "(dashboards:create, dashboards:write, dashboards:delete)")
