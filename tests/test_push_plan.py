@@ -122,7 +122,7 @@ def test_default_rollback_target():
                 Version(3, "", "ci", push_message("a", "2" * 16)), Version(1, "", "ci", "Initial save")]
     last_push, target = default_rollback_target("d", versions)
     assert (last_push.version, target.version) == (4, 3)
-    with pytest.raises(NoRollbackTarget, match="no version in its history was written by relaywatch"):
+    with pytest.raises(NoRollbackTarget, match="no relaywatch push after its first version"):
         default_rollback_target("d", [Version(2, "", "a", "x"), Version(1, "", "a", "Initial save")])
     with pytest.raises(NoRollbackTarget, match="no earlier version"):
         default_rollback_target("d", [Version(3, "", "a", push_message("a", "2" * 16)), Version(4, "", "a", "x")][::-1])

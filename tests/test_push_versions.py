@@ -108,7 +108,7 @@ def test_rollback_refuses_without_a_relaywatch_write(project, grafana):
     result = project.run("rollback", "hand")
 
     assert result.exit_code == 1
-    assert "no version in its history was written by relaywatch push" in result.stderr
+    assert "no relaywatch push after its first version" in result.stderr
     assert "--to-version" in result.stderr
     assert writes(grafana) == []
 

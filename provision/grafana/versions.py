@@ -113,8 +113,8 @@ def default_rollback_target(uid: str, versions: list[Version]) -> tuple[Version,
     pushes = [v for v in versions if v.by_push]
     if not pushes:
         raise NoRollbackTarget(
-            f"dashboard {uid}: no version in its history was written by relaywatch push, so there is no "
-            f"default to roll back to; pick one with --to-version N (see provision history {uid})"
+            f"dashboard {uid}: no relaywatch push after its first version, so there is no default to roll "
+            f"back to; pick one with --to-version N (see provision history {uid})"
         )
     last_push = pushes[0]
     earlier = [v for v in versions if v.version < last_push.version]

@@ -116,3 +116,10 @@ def guarded(read: Callable[[], T]) -> T | ReadFailure:
         if exc.status in (None, 401):
             raise
         return ReadFailure(str(exc))
+
+
+def read_each(client: GrafanaClient, wanted: list[Desired], pmap: Map,
+              read: Callable[[GrafanaClient, str], Any]) -> dict[str, Any]:
+    """`read(client, uid)` for every wanted resource, concurrently: uid -> what Grafana holds
+    (None when absent, a ReadFailure when refused)."""
+    return dict(pmap(lambda d: (d.uid, guarded(lambda: read(client, d.uid))), wanted))

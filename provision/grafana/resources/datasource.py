@@ -14,7 +14,7 @@ from provision.build import BuildResult
 from provision.config import Config
 from provision.grafana.client import GrafanaClient, GrafanaError
 from provision.grafana.resources.base import (
-    CREATE, DONE, FAILED, UNCHANGED, UPDATE, Action, Desired, Kind, Map, Outcome, ReadFailure, RunOptions, guarded,
+    CREATE, DONE, FAILED, UNCHANGED, UPDATE, Action, Desired, Kind, Map, Outcome, ReadFailure, RunOptions, read_each,
 )
 
 KIND = "datasource"
@@ -40,7 +40,7 @@ def desired(build: BuildResult, config: Config) -> list[Desired]:
 
 
 def fetch(client: GrafanaClient, wanted: list[Desired], options: RunOptions, pmap: Map) -> dict[str, Any]:
-    return dict(pmap(lambda d: (d.uid, guarded(lambda: _read(client, d.uid))), wanted))
+    return read_each(client, wanted, pmap, _read)
 
 
 def _read(client: GrafanaClient, uid: str) -> dict | None:
