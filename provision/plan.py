@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from provision.grafana.resources.base import DONE, Action, Desired, Kind, Outcome, RunOptions
+from provision.grafana.resources.base import Action, Desired, Kind, Outcome, RunOptions
 
 # Summary order, for the summary line and --output json.
 STATUSES = ("created", "updated", "deleted", "unchanged", "drifted", "failed")
@@ -34,8 +34,3 @@ def make_plan(kinds: Sequence[Kind], desired: dict[str, list[Desired]], actual: 
 def summary(outcomes: Iterable[Outcome]) -> dict[str, int]:
     counts = Counter(o.status for o in outcomes)
     return {status: counts.get(status, 0) for status in STATUSES}
-
-
-def planned_status(action: Action) -> str:
-    """The status an action will have once applied (for --dry-run and diff)."""
-    return DONE[action.op]

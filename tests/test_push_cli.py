@@ -24,6 +24,10 @@ def test_first_push_creates_folder_and_dashboards(project, grafana):
     assert "push: 3 created, 0 updated, 0 deleted, 0 unchanged, 0 drifted, 0 failed" in result.stdout
 
     assert writes(grafana) == [("POST", "/api/folders")] + [("POST", "/api/dashboards/db")] * 2
+    # nothing exists yet: health, the folder, the managed search and one search by uid; no GET that 404s
+    assert reads(grafana) == [("GET", "/api/health"), ("GET", "/api/folders/relaywatch"), ("GET", "/api/search"),
+                              ("GET", "/api/search")]
+    assert grafana.log[3].query["dashboardUIDs"] == list(BUILT)
     folder = grafana.state.folders["relaywatch"]
     assert folder.title == "LLM Gateway" and folder.parent_uid == ""
     for uid in BUILT:
@@ -190,6 +194,36 @@ def test_nested_folder_is_created_under_its_parent_and_moved_back(project, grafa
     assert status_of(moved.stdout, "folder", "relaywatch") == "updated"
     assert "parent (root) -> platform" in moved.stdout
     assert grafana.state.folders["relaywatch"].parent_uid == "platform"
+
+
+def test_a_new_folder_setting_moves_relaywatchs_dashboards(project, grafana):
+    assert project.run("push").exit_code == 0
+    project.configure(folder={"uid": "llm", "title": "LLM"})
+
+    diff = project.run("diff")
+    moved = project.run("push")
+
+    assert "folder: relaywatch -> llm" in diff.stdout
+    assert moved.exit_code == 0, moved.stdout + moved.stderr
+    assert status_of(moved.stdout, "folder", "llm") == "created"
+    for uid in BUILT:
+        assert status_of(moved.stdout, "dashboard", uid) == "updated"
+        assert grafana.state.dashboards[uid].folder_uid == "llm"
+    assert "moved from folder relaywatch to llm" in moved.stdout
+    assert summary(project.run("push").stdout)["unchanged"] == 3
+
+
+def test_a_built_uid_taken_by_someone_elses_dashboard_is_not_overwritten(project, grafana):
+    grafana.seed_folder("Team", uid="team")
+    grafana.seed_dashboard({"uid": "llm-gateway-model", "title": "Ours, by hand"}, "team", user="alice")
+
+    result = project.run("push")
+
+    assert result.exit_code == 1
+    assert status_of(result.stdout, "dashboard", "llm-gateway-model") == "drifted"
+    assert status_of(result.stdout, "dashboard", "llm-gateway-overview") == "created"
+    assert grafana.state.dashboards["llm-gateway-model"].title == "Ours, by hand"
+    assert grafana.state.dashboards["llm-gateway-model"].folder_uid == "team"
 
 
 def test_missing_parent_folder_fails_the_folder_and_its_dashboards(project, grafana):

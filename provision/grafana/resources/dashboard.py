@@ -1,8 +1,9 @@
 """Dashboards: upserted into the managed folder, never clobbering someone else's change.
 
-Reads: one search (paged) for the managed dashboards in the managed folder, a
-GET per built dashboard (and per prune candidate with --prune), and the latest
-version's record only for dashboards whose content differs from the build.
+Reads: one search (paged) for the managed dashboards in the managed folder, one
+search by uid for built dashboards it did not list (none on a repeat push), a GET
+per built dashboard that exists (and per prune candidate with --prune), and the
+latest version's record only for dashboards whose content differs from the build.
 
 Equal after normalisation (volatile fields dropped) means no write. A
 difference is relaywatch's to fix only if Grafana's latest version was written
@@ -33,6 +34,7 @@ KIND = "dashboard"
 # Fields Grafana sets on every save; they say nothing about the content.
 VOLATILE = ("id", "version", "iteration")
 SEARCH_PAGE = 1000
+UID_CHUNK = 50  # uids per search by uid: keeps the URL short
 
 
 def normalise(dashboard: dict) -> dict:
@@ -86,10 +88,14 @@ def desired(build: BuildResult, config: Config) -> list[Desired]:
 
 def fetch(client: GrafanaClient, wanted: list[Desired], options: RunOptions, pmap: Map) -> State:
     built = {d.uid: d for d in wanted}
-    stale = {hit["uid"]: hit.get("title", hit["uid"]) for hit in search_managed(client, options)
-             if hit["uid"] not in built}
-    to_read = list(built) + (sorted(stale) if options.prune else [])
-    stored = dict(pmap(lambda uid: (uid, guarded(lambda: _read(client, uid, built.get(uid), options))), to_read))
+    managed = {hit["uid"]: hit.get("title", hit["uid"]) for hit in search_managed(client, options)}
+    stale = {uid: title for uid, title in managed.items() if uid not in built}
+    # A built uid can also exist outside the managed folder or without the tag (moved by
+    # hand, or the folder setting changed): ask for those by uid, so the plan is right.
+    elsewhere = search_uids(client, [uid for uid in built if uid not in managed])
+    to_read = [uid for uid in built if uid in managed or uid in elsewhere] + (sorted(stale) if options.prune else [])
+    stored: dict[str, Stored | ReadFailure | None] = dict.fromkeys(built)
+    stored.update(pmap(lambda uid: (uid, guarded(lambda: _read(client, uid, built.get(uid), options))), to_read))
     return State(stored, stale)
 
 
@@ -109,6 +115,16 @@ def search_managed(client: GrafanaClient, options: RunOptions) -> list[dict]:
         page += 1
     return [h for h in hits.values() if h.get("type", "dash-db") == "dash-db"
             and (h.get("folderUid") or "") == options.folder_uid and options.managed_tag in (h.get("tags") or [])]
+
+
+def search_uids(client: GrafanaClient, uids: list[str]) -> set[str]:
+    """Which of `uids` exist as dashboards, anywhere: one search per UID_CHUNK uids."""
+    found: set[str] = set()
+    for start in range(0, len(uids), UID_CHUNK):
+        chunk = uids[start:start + UID_CHUNK]
+        hits = client.get("/api/search", {"type": "dash-db", "dashboardUIDs": chunk, "limit": SEARCH_PAGE})
+        found |= {h.get("uid") for h in hits or [] if isinstance(h, dict)} & set(chunk)
+    return found
 
 
 def get_dashboard(client: GrafanaClient, uid: str) -> Stored | None:
