@@ -76,9 +76,17 @@ def test_changed_definitions_update_with_the_version_read(project, grafana):
     for post in grafana.requests("POST", "/api/dashboards/db"):
         assert post.json["overwrite"] is False
         assert post.json["dashboard"]["version"] == versions[post.json["dashboard"]["uid"]]
-    # the versions of a dashboard that differs are read to tell our change from someone else's
-    assert grafana.count("GET", "/api/dashboards/uid/llm-gateway-model/versions/") == 1
+    # the latest version of a dashboard that differs is read, to tell our change from someone
+    # else's; Grafana lists a first save as "Initial save", so version 1 is read on its own
+    versions_path = "/api/dashboards/uid/llm-gateway-model/versions"
+    assert [r.path for r in grafana.log if r.path.startswith(versions_path)] == [versions_path, versions_path + "/1"]
     assert summary(project.run("push").stdout)["unchanged"] == 3
+
+    project.set("dashboards", {"refresh": "2m"})
+    grafana.clear_log()
+    assert summary(project.run("push").stdout)["updated"] == 2
+    assert [r.path for r in grafana.log if r.path.startswith(versions_path)] == [versions_path]
+    assert grafana.last("GET", versions_path).query["limit"] == ["1"]
 
 
 def test_ui_edit_is_drift_refused_then_forced(project, grafana):

@@ -144,3 +144,21 @@ def test_timeouts_are_retried_then_reported(emulator):
     assert str(raised.value).endswith("no answer within 0.2 s (after 1 retry)")
     emulator.slow_next(1, 0.6, "/api/search")
     assert c.get("/api/search") == []
+
+
+def test_current_version_reads_the_message_as_written(client, emulator):
+    from provision.grafana.versions import current_version, push_message
+
+    emulator.seed_dashboard({"uid": "d", "title": "D"}, message=push_message("r1", "0" * 16))
+    first = current_version(client, "d", 1)
+    assert first.by_push and first.version == 1  # the list says "Initial save"; the version itself says more
+    assert [r.path for r in emulator.log] == ["/api/dashboards/uid/d/versions", "/api/dashboards/uid/d/versions/1"]
+
+    emulator.fail_next(1, 404, "/api/dashboards/uid/d/versions/1")
+    assert current_version(client, "d", 1).message == "Initial save"  # no single-version endpoint: the list
+
+    emulator.ui_edit("d", lambda board: board.update(title="E"), user="alice", message="retitled")
+    emulator.clear_log()
+    second = current_version(client, "d", 2)
+    assert (second.created_by, second.message, second.by_push) == ("alice", "retitled", False)
+    assert [r.path for r in emulator.log] == ["/api/dashboards/uid/d/versions"]

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from provision.grafana.client import GrafanaClient
+from provision.grafana.client import GrafanaClient, GrafanaError
 
 PUSH_PREFIX = "relaywatch push"
 _PUSH = re.compile(r"^relaywatch push\b")
@@ -58,6 +58,11 @@ class Version:
         )
 
     @property
+    def reworded(self) -> bool:
+        """Whether Grafana's versions list shows another message than the one saved."""
+        return self.parent_version == 0 or self.restored_from != 0
+
+    @property
     def by_push(self) -> bool:
         return written_by_push(self.message)
 
@@ -100,6 +105,25 @@ def get_version(client: GrafanaClient, uid: str, version: int) -> tuple[Version,
     body = body if isinstance(body, dict) else {}
     data = body.get("data")
     return Version.from_api(body), data if isinstance(data, dict) else None
+
+
+def current_version(client: GrafanaClient, uid: str, version: int) -> Version:
+    """The record of a dashboard's current `version`, its message as written.
+
+    One list request (newest first, no dashboard JSON) usually answers. Grafana shows the
+    first save of a dashboard as "Initial save" in that list, whatever its message was,
+    so for such an entry the version itself is read.
+    """
+    listed = list_versions(client, uid, limit=1)
+    entry = listed[0] if listed and listed[0].version == version else None
+    if entry and not entry.reworded:
+        return entry
+    try:
+        return get_version(client, uid, version)[0]
+    except GrafanaError as exc:
+        if entry and exc.status in (404, 405, 500, 501):  # no single-version endpoint: the list will do
+            return entry
+        raise
 
 
 class NoRollbackTarget(Exception):

@@ -28,7 +28,7 @@ from provision.grafana.resources.base import (
     CREATE, DELETE, DONE, DRIFTED, FAILED, UNCHANGED, UPDATE, Action, Desired, Kind, Map, Outcome, ReadFailure,
     RunOptions, guarded,
 )
-from provision.grafana.versions import Version, get_version, push_message, pushed_digest
+from provision.grafana.versions import Version, current_version, push_message, pushed_digest
 
 KIND = "dashboard"
 # Fields Grafana sets on every save; they say nothing about the content.
@@ -140,7 +140,7 @@ def _read(client: GrafanaClient, uid: str, want: Desired | None, options: RunOpt
         return None
     needs_history = (not _matches(want, stored)) if want else stored.managed(options)
     if needs_history and stored.version:
-        return Stored(stored.dashboard, stored.meta, get_version(client, uid, stored.version)[0])
+        return Stored(stored.dashboard, stored.meta, current_version(client, uid, stored.version))
     return stored
 
 
