@@ -1,6 +1,7 @@
 """Push benchmark: N generated dashboards against the emulated Grafana with a fixed
-per-request latency; reports requests and wall time of a first, a no-op and an
-all-changed push at several concurrency settings.
+per-request latency; reports requests and wall time of a first push, a no-op push,
+a push changing every dashboard (each at version 1: its version is read twice) and
+a second such push, at several concurrency settings.
 
     .venv/bin/python benchmarks/bench_push.py [N] [latency_seconds]
 """
@@ -50,10 +51,9 @@ def main_bench(n: int, latency: float) -> None:
             (root / "dashboards" / "bench.py").write_text(DEFINITION.format(n=n))
             config = {"grafana": {"url": g.url, "concurrency": concurrency}}
             (root / "relaywatch.yaml").write_text(yaml.safe_dump(config))
-            for label in ("first", "no-op", "changed"):
-                if label == "changed":
-                    config["dashboards"] = {"refresh": "1m"}
-                    (root / "relaywatch.yaml").write_text(yaml.safe_dump(config))
+            for label, refresh in (("first", "30s"), ("no-op", "30s"), ("changed", "1m"), ("again", "2m")):
+                config["dashboards"] = {"refresh": refresh}
+                (root / "relaywatch.yaml").write_text(yaml.safe_dump(config))
                 g.clear_log()
                 seconds, code = run(root)
                 print(f"{concurrency:>11}  {label:<9} {seconds:>7.2f}  {len(g.reads()):>5}  {len(g.writes()):>6}  {code}")
