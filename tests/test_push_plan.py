@@ -161,3 +161,15 @@ def test_apply_runs_kinds_in_order_with_bounded_concurrency_and_skips_dependants
     assert active[1] <= 3
     assert [kind for kind, _ in log[:2]] == ["folder", "folder"]
     assert {uid for _, uid in log} == {"bad", "good", *(f"d{n}" for n in range(8))}  # orphan was never sent
+
+
+def test_a_meta_without_folder_uid_is_not_a_move_and_not_prunable():
+    unknown = Stored(dict(BOARD, id=1, version=4), {"folderId": 7, "version": 4})
+    root = Stored(dict(BOARD, id=1, version=4), {"folderId": 0, "version": 4})
+    assert unknown.folder_uid is None and root.folder_uid == ""
+    [action] = dashboard.plan([WANT], State({"d1": unknown}), OPTIONS)
+    assert action.op == "unchanged"
+    prune = RunOptions("rw", "relaywatch", "abc", prune=True, force=True)
+    stale = Stored({"tags": ["relaywatch"]}, {"folderId": 7, "version": 2}, _version(push_message("a", "0" * 16)))
+    actions = dashboard.plan([WANT], State({"d1": _stored(), "old": stale}, {"old": "Old"}), prune)
+    assert [a.uid for a in actions] == ["d1"]

@@ -60,7 +60,7 @@ class Action:
     op: str
     reason: str = ""
     desired: Desired | None = None
-    current: dict | None = None
+    current: Any = None  # what Grafana holds, as the kind read it
     version: int | None = None
     needs: tuple[str, ...] = ()  # keys of actions that must succeed first
 

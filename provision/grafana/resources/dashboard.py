@@ -61,14 +61,23 @@ class Stored:
     latest: Version | None = None
 
     @property
-    def folder_uid(self) -> str:
-        return self.meta.get("folderUid") or ""
+    def folder_uid(self) -> str | None:
+        """"" for the General folder; None when Grafana does not say (a meta without folderUid
+        for a dashboard in a folder)."""
+        uid = self.meta.get("folderUid")
+        if isinstance(uid, str):
+            return uid
+        return "" if not self.meta.get("folderId") else None
+
+    def moved_from(self, folder_uid: str) -> bool:
+        return self.folder_uid is not None and self.folder_uid != folder_uid
 
     @property
     def version(self) -> int | None:
         return self.meta.get("version") or self.dashboard.get("version")
 
     def managed(self, options: RunOptions) -> bool:
+        # strict: prune deletes only what is known to be in the managed folder
         return self.folder_uid == options.folder_uid and options.managed_tag in (self.dashboard.get("tags") or [])
 
 
@@ -114,7 +123,8 @@ def search_managed(client: GrafanaClient, options: RunOptions) -> list[dict]:
             break
         page += 1
     return [h for h in hits.values() if h.get("type", "dash-db") == "dash-db"
-            and (h.get("folderUid") or "") == options.folder_uid and options.managed_tag in (h.get("tags") or [])]
+            and h.get("folderUid", options.folder_uid) == options.folder_uid
+            and options.managed_tag in (h.get("tags") or [])]
 
 
 def search_uids(client: GrafanaClient, uids: list[str]) -> set[str]:
@@ -145,7 +155,7 @@ def _read(client: GrafanaClient, uid: str, want: Desired | None, options: RunOpt
 
 
 def _matches(want: Desired, stored: Stored) -> bool:
-    return stored.folder_uid == want.folder_uid and normalise(stored.dashboard) == normalise(want.body)
+    return not stored.moved_from(want.folder_uid) and normalise(stored.dashboard) == normalise(want.body)
 
 
 # -- plan ----------------------------------------------------------------------
@@ -166,7 +176,7 @@ def plan(wanted: list[Desired], state: State, options: RunOptions) -> list[Actio
 def _plan_built(d: Desired, stored: Stored | ReadFailure | None, options: RunOptions) -> Action:
     def act(op: str, reason: str = "") -> Action:
         current = stored if isinstance(stored, Stored) else None
-        return Action(KIND, d.uid, d.name, op, reason, desired=d, current=_as_current(current),
+        return Action(KIND, d.uid, d.name, op, reason, desired=d, current=current,
                       version=current.version if current else None, needs=(f"folder:{d.folder_uid}",))
 
     if isinstance(stored, ReadFailure):
@@ -178,7 +188,7 @@ def _plan_built(d: Desired, stored: Stored | ReadFailure | None, options: RunOpt
     if stored.meta.get("provisioned"):
         return act(FAILED, "provisioned from a file by Grafana itself, which refuses API changes; "
                            "remove it from Grafana's provisioning or pick another uid")
-    moved = stored.folder_uid != d.folder_uid
+    moved = stored.moved_from(d.folder_uid)
     latest = stored.latest
     if latest and latest.by_push:
         if pushed_digest(latest.message) == content_digest(d.body) and not moved:
@@ -196,19 +206,14 @@ def _plan_prune(uid: str, title: str, stored: Stored | ReadFailure | None, optio
         return Action(KIND, uid, title, FAILED, f"cannot read it: {stored.reason}")
     if stored is None or not stored.managed(options):
         return None  # gone, or the search index was behind: not ours to delete
-    current = _as_current(stored)
     if stored.meta.get("provisioned"):
         return Action(KIND, uid, title, FAILED, "no longer built, but provisioned from a file by Grafana itself",
-                      current=current)
+                      current=stored)
     if (stored.latest and stored.latest.by_push) or options.force:
-        return Action(KIND, uid, title, DELETE, "no longer built", current=current, version=stored.version)
+        return Action(KIND, uid, title, DELETE, "no longer built", current=stored, version=stored.version)
     return Action(KIND, uid, title, DRIFTED,
                   f"no longer built, but changed in Grafana since relaywatch pushed it ({_last_change(stored.latest)}); "
-                  "push --prune --force deletes it anyway", current=current)
-
-
-def _as_current(stored: Stored | None) -> dict | None:
-    return {"dashboard": stored.dashboard, "meta": stored.meta} if stored else None
+                  "push --prune --force deletes it anyway", current=stored)
 
 
 def _last_change(latest: Version | None) -> str:
@@ -222,7 +227,7 @@ def _what_changed(d: Desired, stored: Stored) -> str:
     have, want = normalise(stored.dashboard), normalise(d.body)
     keys = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
     parts = [f"changed {', '.join(keys)}"] if keys else []
-    if stored.folder_uid != d.folder_uid:
+    if stored.moved_from(d.folder_uid):
         parts.append(f"moved from folder {stored.folder_uid or '(General)'} to {d.folder_uid or '(General)'}")
     return "; ".join(parts)
 
@@ -238,11 +243,10 @@ def diff(action: Action) -> str:
     """Grafana's copy -> the build, for updates and drift."""
     if action.op not in (UPDATE, DRIFTED) or not action.current or not action.desired:
         return ""
-    text = json_diff(action.current["dashboard"], action.desired.body, f"grafana/{action.uid}.json",
-                     f"build/{action.uid}.json")
-    folder = action.current["meta"].get("folderUid") or ""
-    if folder != action.desired.folder_uid:
-        text = f"folder: {folder or '(General)'} -> {action.desired.folder_uid or '(General)'}\n" + text
+    stored = action.current
+    text = json_diff(stored.dashboard, action.desired.body, f"grafana/{action.uid}.json", f"build/{action.uid}.json")
+    if stored.moved_from(action.desired.folder_uid):
+        text = f"folder: {stored.folder_uid or '(General)'} -> {action.desired.folder_uid or '(General)'}\n" + text
     return text
 
 
