@@ -84,8 +84,8 @@ def build_for_push(config: Config, out_dir: Path, promtool: str | None) -> Build
 def source_revision(root: Path, environ: Mapping[str, str] | None = None) -> str:
     """The source revision for commit messages: RELAYWATCH_REVISION, else git, else 'unknown'."""
     env = os.environ if environ is None else environ
-    if env.get(REVISION_ENV):
-        return env[REVISION_ENV].strip().split()[0]
+    if env.get(REVISION_ENV, "").strip():
+        return env[REVISION_ENV].split()[0][:80]  # one word, and Grafana caps messages at 500 characters
     try:
         proc = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty", "--abbrev=12"],
                               capture_output=True, text=True, timeout=10)
