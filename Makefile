@@ -38,3 +38,13 @@ test: $(STAMP)
 
 clean:
 	rm -rf build
+
+.PHONY: push diff
+
+## push: build, validate, then push to Grafana (GRAFANA_URL, GRAFANA_TOKEN; PUSH_FLAGS="--prune" or "--dry-run")
+push: $(STAMP)
+	$(PROVISION) push $(CONFIG_FLAG) $(PUSH_FLAGS)
+
+## diff: what push would change in Grafana, with a unified diff per dashboard (DIFF_FLAGS="--exit-code")
+diff: $(STAMP)
+	$(PROVISION) diff $(CONFIG_FLAG) $(DIFF_FLAGS)

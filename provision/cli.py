@@ -7,6 +7,7 @@ failed or drifted resources); 2 usage or configuration errors.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
 from pathlib import Path
@@ -246,6 +247,284 @@ def profiles(config_path: str | None, name: str | None) -> None:
     click.echo("x: provided, -: not exported by the gateway (what needs it is left out of the build); "
                "`provision profiles NAME` shows the series behind each role.")
 
+
+
+# -- Grafana: push, diff, history, rollback, pull ----------------------------------
+
+PROGRESS_MIN_RESOURCES = 10
+
+
+def grafana_errors(command):
+    """Grafana's refusals, an invalid build and impossible rollbacks as one-line failures."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from provision.grafana.client import GrafanaError
+        from provision.grafana.versions import NoRollbackTarget
+        from provision.push import InvalidBuild
+
+        try:
+            return command(*args, **kwargs)
+        except GrafanaError as exc:
+            where = f"{exc.method} {exc.path}: " if exc.status else ""
+            raise Failure(f"error: {where}{exc}", EXIT_PROBLEMS) from None
+        except InvalidBuild as exc:
+            lines = [f"invalid: {problem}" for problem in exc.report.problems]
+            raise Failure(lines + ["error: the build is invalid; nothing was sent to Grafana"], EXIT_PROBLEMS) from None
+        except NoRollbackTarget as exc:
+            raise Failure(f"error: {exc}", EXIT_PROBLEMS) from None
+
+    return wrapper
+
+
+def grafana_options(command):
+    options = (
+        click.option("--grafana-url", default=None, metavar="URL",
+                     help="Grafana's base URL (default: $GRAFANA_URL, else grafana.url of the config). "
+                          "Credentials come from GRAFANA_TOKEN, or GRAFANA_USER and GRAFANA_PASSWORD."),
+        click.option("--ca-cert", type=click.Path(dir_okay=False), default=None,
+                     help="CA bundle that signed Grafana's TLS certificate."),
+        click.option("--insecure-skip-tls-verify", "insecure", is_flag=True,
+                     help="Do not verify Grafana's TLS certificate (for tests only)."),
+        click.option("-v", "--verbose", is_flag=True, help="Log every HTTP request and retry on stderr."),
+    )
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+output_option = click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
+                             help="Output format.")
+promtool_option = click.option("--promtool", default="promtool", show_default=True,
+                               help="promtool binary used to validate the build.")
+
+
+def _session(config: Config, grafana_url: str | None, ca_cert: str | None, insecure: bool, verbose: bool):
+    """Resolve the target (usage errors exit 2 before anything is built or sent), print its
+    warnings; returns a function opening the Session."""
+    from provision.push import Session, grafana_target
+
+    target = grafana_target(config, grafana_url, ca_cert=ca_cert, insecure=insecure)
+    for warning in target.warnings:
+        click.echo(warning, err=True)
+    log = (lambda line: click.echo(f"http: {line}", err=True)) if verbose else None
+    return lambda: Session(target, concurrency=config.grafana["concurrency"], log=log)
+
+
+def _prepare(config_path, out_dir, grafana_url, ca_cert, insecure, verbose, promtool):
+    """What push and diff do before the first request: config, target, build and validation."""
+    from provision.push import build_for_push
+
+    config = load_config(config_path)
+    open_session = _session(config, grafana_url, ca_cert, insecure, verbose)
+    result = build_for_push(config, _out_dir(config, out_dir), promtool)
+    for notice in result.notices:
+        click.echo(f"notice: {notice}", err=True)
+    return config, result, open_session
+
+
+def _connected(session, output: str) -> dict:
+    health = session.health()
+    if output == "text":
+        click.echo(f"grafana: {session.client.base_url} (Grafana {health.get('version', 'version hidden')})", err=True)
+    return health
+
+
+def _progress(total: int):
+    if total < PROGRESS_MIN_RESOURCES or not sys.stderr.isatty():
+        return None
+    return lambda done, total: click.echo(f"\rapplying {done}/{total}", err=True, nl=done == total)
+
+
+def _print_outcomes(outcomes, *, session, health, output: str, dry_run: bool, diffs: bool = False) -> None:
+    """One line per resource and a summary (or a JSON document) on stdout."""
+    from provision.plan import summary
+    from provision.push import diff_text
+
+    counts = summary(outcomes)
+    if output == "json":
+        resources = []
+        for o in outcomes:
+            entry = {"kind": o.action.kind, "uid": o.action.uid, "name": o.action.name, "action": o.action.op,
+                     "status": o.status, "reason": o.reason, "version": o.version}
+            if diffs:
+                entry["diff"] = diff_text(o.action)
+            resources.append(entry)
+        document = {"grafana": {"url": session.client.base_url, "version": health.get("version")},
+                    "dry_run": dry_run, "resources": resources, "summary": counts}
+        click.echo(json.dumps(document, indent=2))
+        return
+    for o in outcomes:
+        verb = o.action.op if dry_run else o.status
+        click.echo(f"{o.action.kind} {o.action.uid}: {verb}" + (f": {o.reason}" if o.reason else ""))
+        if diffs:
+            text = diff_text(o.action)
+            if text:
+                click.echo(text.rstrip("\n"))
+    if dry_run:
+        to_do = {"created": "to create", "updated": "to update", "deleted": "to delete"}
+        parts = [f"{n} {to_do.get(status, status)}" for status, n in counts.items()]
+        click.echo(f"{'diff' if diffs else 'dry run'}: {', '.join(parts)}; nothing was written")
+    else:
+        click.echo("push: " + ", ".join(f"{n} {status}" for status, n in counts.items()))
+
+
+def _problems(outcomes) -> bool:
+    return any(not o.ok for o in outcomes)
+
+
+@main.command()
+@config_option
+@out_option
+@grafana_options
+@click.option("--prune", is_flag=True,
+              help="Delete dashboards with the managed tag in the managed folder that are no longer built.")
+@click.option("--force", is_flag=True,
+              help="Overwrite (with --prune: delete) dashboards that were changed in Grafana by someone else.")
+@click.option("--dry-run", is_flag=True, help="Print the plan; send no write.")
+@output_option
+@promtool_option
+@handle_errors
+@grafana_errors
+def push(config_path, out_dir, grafana_url, ca_cert, insecure, verbose, prune, force, dry_run, output, promtool):
+    """Build, validate, then push the folder, data source and dashboards to Grafana.
+
+    Exit 0 when everything is as built, 1 when anything failed or drifted, 2 for usage errors.
+    """
+    from provision.grafana.resources.base import planned
+    from provision.push import run_options
+
+    config, result, open_session = _prepare(config_path, out_dir, grafana_url, ca_cert, insecure, verbose, promtool)
+    options = run_options(config, prune=prune, force=force)
+    with open_session() as session:
+        health = _connected(session, output)
+        plan = session.plan(result, config, options)
+        if dry_run:
+            outcomes = [planned(action) for action in plan.actions]
+        else:
+            outcomes = session.apply(plan, options, _progress(len(plan.writes)))
+    _print_outcomes(outcomes, session=session, health=health, output=output, dry_run=dry_run)
+    if _problems(outcomes):
+        sys.exit(EXIT_PROBLEMS)
+
+
+@main.command()
+@config_option
+@out_option
+@grafana_options
+@click.option("--prune", is_flag=True, help="Also show what push --prune would delete.")
+@click.option("--exit-code", is_flag=True, help="Exit 1 when anything differs, like git diff --exit-code.")
+@output_option
+@promtool_option
+@handle_errors
+@grafana_errors
+def diff(config_path, out_dir, grafana_url, ca_cert, insecure, verbose, prune, exit_code, output, promtool):
+    """Show what push would change, with a unified diff of each dashboard it would update."""
+    from provision.grafana.resources.base import UNCHANGED, planned
+    from provision.push import run_options
+
+    config, result, open_session = _prepare(config_path, out_dir, grafana_url, ca_cert, insecure, verbose, promtool)
+    with open_session() as session:
+        health = _connected(session, output)
+        plan = session.plan(result, config, run_options(config, prune=prune))
+    outcomes = [planned(action) for action in plan.actions]
+    _print_outcomes(outcomes, session=session, health=health, output=output, dry_run=True, diffs=True)
+    if any(o.status == "failed" for o in outcomes):
+        sys.exit(EXIT_PROBLEMS)
+    if exit_code and any(o.action.op != UNCHANGED for o in outcomes):
+        sys.exit(EXIT_PROBLEMS)
+
+
+@main.command()
+@click.argument("uid")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000), help="Versions to show.")
+@config_option
+@grafana_options
+@output_option
+@handle_errors
+@grafana_errors
+def history(uid, limit, config_path, grafana_url, ca_cert, insecure, verbose, output):
+    """List a dashboard's versions, newest first: who saved each, when, and its message."""
+    from provision.grafana.versions import list_versions
+
+    open_session = _session(load_config(config_path), grafana_url, ca_cert, insecure, verbose)
+    with open_session() as session:
+        versions = list_versions(session.client, uid, limit)
+    if output == "json":
+        click.echo(json.dumps([{"version": v.version, "created": v.created, "createdBy": v.created_by,
+                                "message": v.message, "byRelaywatch": v.by_push} for v in versions], indent=2))
+        return
+    width = max([len(v.created_by) for v in versions] + [2])
+    click.echo(f"{'VERSION':>7}  {'CREATED':<20}  {'BY':<{width}}  MESSAGE")
+    for v in versions:
+        click.echo(f"{v.version:>7}  {v.created:<20}  {v.created_by:<{width}}  {v.message}".rstrip())
+
+
+@main.command()
+@click.argument("uid")
+@click.option("--to-version", type=click.IntRange(min=1), default=None,
+              help="Version to restore (default: the one before relaywatch's last push).")
+@click.option("--dry-run", is_flag=True, help="Show the change; write nothing.")
+@config_option
+@grafana_options
+@handle_errors
+@grafana_errors
+def rollback(uid, to_version, dry_run, config_path, grafana_url, ca_cert, insecure, verbose):
+    """Restore a dashboard to an earlier version through Grafana's versions API."""
+    from provision.grafana.resources.dashboard import json_diff
+    from provision.grafana.rollback import plan_rollback, restore
+
+    open_session = _session(load_config(config_path), grafana_url, ca_cert, insecure, verbose)
+    with open_session() as session:
+        rb = plan_rollback(session.client, uid, to_version)
+        target = rb.target.version
+        if not rb.changes_content:
+            click.echo(f"dashboard {uid}: version {target} has the same content as the current version "
+                       f"{rb.current_version}; nothing to do")
+            return
+        if dry_run:
+            click.echo(json_diff(rb.current, rb.target_data, f"grafana/{uid}.json@{rb.current_version}",
+                                 f"grafana/{uid}.json@{target}").rstrip("\n"))
+            click.echo(f"dashboard {uid}: would roll back from version {rb.current_version} to version {target}; "
+                       "nothing was written")
+            return
+        new_version = restore(session.client, rb)
+    click.echo(f"dashboard {uid}: rolled back from version {rb.current_version} to version {target} "
+               f"(saved as version {new_version})")
+    click.echo("note: until the definitions match it, push reports this dashboard as drifted; "
+               "push --force replaces it with the build", err=True)
+
+
+@main.command()
+@click.argument("uid")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), default=None,
+              help="Write the JSON to this file instead of stdout.")
+@config_option
+@grafana_options
+@handle_errors
+@grafana_errors
+def pull(uid, out_file, config_path, grafana_url, ca_cert, insecure, verbose):
+    """Export a dashboard from Grafana as normalised JSON (to bring a hand-made one under code)."""
+    from provision.grafana.resources.dashboard import export_text, get_dashboard
+
+    open_session = _session(load_config(config_path), grafana_url, ca_cert, insecure, verbose)
+    with open_session() as session:
+        stored = get_dashboard(session.client, uid)
+    if stored is None:
+        raise Failure(f"error: dashboard {uid}: not found in Grafana", EXIT_PROBLEMS)
+    text = export_text(stored.dashboard)
+    if not out_file:
+        click.echo(text, nl=False)
+        return
+    path = Path(out_file)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        raise Failure(f"error: {out_file}: cannot write: {exc.strerror}", EXIT_PROBLEMS) from None
+    click.echo(f"pulled dashboard {uid} (version {stored.version}, folder {stored.folder_uid or 'General'}) "
+               f"into {out_file}", err=True)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

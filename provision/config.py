@@ -71,6 +71,8 @@ DEFAULTS: dict[str, Any] = {
         "concurrency": 4,
         "timeout": {"connect": 5.0, "read": 30.0},
         "retries": 4,
+        "backoff": {"initial": 0.5, "max": 30.0},
+        "org_id": None,
         "folder": {"uid": "relaywatch", "title": "LLM Gateway", "parent_uid": None},
         "datasource": {
             "uid": "prometheus",
@@ -239,6 +241,11 @@ def _consistency_problems(data: dict[str, Any]) -> list[str]:
     if duration_seconds(spike["baseline"]) <= duration_seconds(window):
         problems.append(f"alerts.token_spike.baseline: {spike['baseline']} must be longer than rules.window "
                         f"({window}), the rate it compares against its baseline")
+    folder = data["grafana"]["folder"]
+    if folder["uid"] == "general":
+        problems.append("grafana.folder.uid: 'general' is reserved for Grafana's root folder; pick another uid")
+    if folder.get("parent_uid") == folder["uid"]:
+        problems.append("grafana.folder.parent_uid: a folder cannot be its own parent")
     targets = data["rules"]["target"]
     for target in [targets] if isinstance(targets, str) else targets:
         if target not in RULE_TARGETS:
