@@ -17,7 +17,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from provision.promql import seconds
+from provision.promql import duration_seconds
 
 DEFAULT_CONFIG_NAME = "relaywatch.yaml"
 
@@ -32,15 +32,47 @@ DEFAULT_PRICING: dict[str, dict[str, float]] = {
 DEFAULTS: dict[str, Any] = {
     "profile": "holysheep",
     "custom_profile": None,
+    "profile_options": {},
     "selector": {},
     "scrape_interval": "15s",
-    "rules": {"interval": "30s", "window": "5m", "target": "files"},
+    "rules": {
+        "interval": "30s",
+        "window": "5m",
+        "target": "files",
+        "files": {"directory": "/etc/prometheus/rules/relaywatch"},
+        "grafana": {
+            "interval": None,
+            "no_data_state": "OK",
+            "exec_err_state": "Error",
+            "missing_series_evals_to_resolve": 1,
+            "editable_in_ui": False,
+            "overrides": {},
+        },
+        "ruler": {"datasource_uid": None, "namespace": "relaywatch", "subtype": "mimir"},
+        "kubernetes": {
+            "enabled": False,
+            "namespace": "monitoring",
+            "name_prefix": "relaywatch-",
+            "labels": {"app.kubernetes.io/managed-by": "relaywatch"},
+            "dashboards": True,
+            "dashboard_labels": {"grafana_dashboard": "1"},
+            "folder_annotation": "grafana_folder",
+        },
+        "provisioning": {
+            "enabled": False,
+            "dashboards_path": "/var/lib/grafana/dashboards/relaywatch",
+            "allow_ui_updates": False,
+            "disable_deletion": False,
+        },
+    },
     "grafana": {
         "url": "http://localhost:3000",
         "managed_tag": "relaywatch",
         "concurrency": 4,
         "timeout": {"connect": 5.0, "read": 30.0},
         "retries": 4,
+        "backoff": {"initial": 0.5, "max": 30.0},
+        "org_id": None,
         "folder": {"uid": "relaywatch", "title": "LLM Gateway", "parent_uid": None},
         "datasource": {
             "uid": "prometheus",
@@ -66,10 +98,11 @@ DEFAULTS: dict[str, Any] = {
         "metrics_absent": {"for": "5m"},
         "target_down": {"for": "5m", "lookback": "6h"},
         "traffic_stopped": {"for": "5m", "lookback": "1h"},
-        "spend_over_budget": {"for": "30m"},
+        "spend_over_budget": {"for": "30m", "window": "6h"},
+        "token_spike": {"factor": 5.0, "min_tokens_per_second": 100.0, "baseline": "3h", "for": "5m"},
     },
     "pricing": DEFAULT_PRICING,
-    "cost": {"monthly_budget_usd": None},
+    "cost": {"monthly_budget_usd": None, "timezone": "utc"},
     "paths": {
         "dashboards": "dashboards",
         "alerts": "alerts",
@@ -215,10 +248,20 @@ def _consistency_problems(data: dict[str, Any]) -> list[str]:
             "alerts.error_ratio: warning threshold "
             f"{ratio['warning']} is above the critical threshold {ratio['critical']}"
         )
+    spike, window = data["alerts"]["token_spike"], data["rules"]["window"]
+    if duration_seconds(spike["baseline"]) <= duration_seconds(window):
+        problems.append(f"alerts.token_spike.baseline: {spike['baseline']} must be longer than rules.window "
+                        f"({window}), the rate it compares against its baseline")
+    folder = data["grafana"]["folder"]
+    if folder["uid"] == "general":
+        problems.append("grafana.folder.uid: 'general' is reserved for Grafana's root folder; pick another uid")
+    if folder.get("parent_uid") == folder["uid"]:
+        problems.append("grafana.folder.parent_uid: a folder cannot be its own parent")
     targets = data["rules"]["target"]
     for target in [targets] if isinstance(targets, str) else targets:
         if target not in RULE_TARGETS:
             problems.append(f"rules.target: unknown target {target!r}; expected one of {', '.join(RULE_TARGETS)}")
+    problems += _rule_delivery_problems(data["rules"])
     problems += _slo_problems(data["slo"])
     return problems
 
@@ -230,10 +273,10 @@ SLO_MIN_PERIOD, SLO_MAX_LONG_INTERVAL = "3d", "5m"
 def _slo_problems(slo: dict[str, Any]) -> list[str]:
     """SLO settings that are well-formed but unusable (the latency threshold is checked against the profile later)."""
     problems = []
-    if seconds(slo["period"]) < seconds(SLO_MIN_PERIOD):
+    if duration_seconds(slo["period"]) < duration_seconds(SLO_MIN_PERIOD):
         problems.append(f"slo.period: {slo['period']} is shorter than {SLO_MIN_PERIOD}, the long window of the "
                         "slowest burn-rate alert; use at least 3d (28d or 30d is usual)")
-    if seconds(slo["long_window_interval"]) >= seconds(SLO_MAX_LONG_INTERVAL):
+    if duration_seconds(slo["long_window_interval"]) >= duration_seconds(SLO_MAX_LONG_INTERVAL):
         problems.append(f"slo.long_window_interval: {slo['long_window_interval']} is too long: Prometheus stops "
                         f"returning a recorded sample after {SLO_MAX_LONG_INTERVAL}; use at most 4m")
     latency = slo["latency"]
@@ -241,6 +284,24 @@ def _slo_problems(slo: dict[str, Any]) -> list[str]:
         problems.append("slo.latency.threshold_seconds: required when slo.latency.target is set "
                         "(a bucket boundary of the latency histogram, in seconds)")
     return problems
+
+
+def _rule_delivery_problems(rules: dict[str, Any]) -> list[str]:
+    problems = []
+    if rules["ruler"]["subtype"] == "loki":
+        problems.append("rules.ruler.subtype: 'loki' cannot run relaywatch's rules: they are PromQL over Prometheus "
+                        "metrics and a Loki ruler evaluates LogQL; use mimir or cortex")
+    interval = rules["grafana"]["interval"]
+    if interval and (duration_seconds(interval) % 10 or duration_seconds(interval) < 10):
+        problems.append(f"rules.grafana.interval: {interval} is not a multiple of 10s, "
+                        "the step of Grafana's alert scheduler")
+    return problems
+
+
+def rule_targets(config: "Config") -> tuple[str, ...]:
+    """rules.target as a tuple, whether the file gave one target or a list."""
+    targets = config.rules["target"]
+    return (targets,) if isinstance(targets, str) else tuple(targets)
 
 
 RULE_TARGETS = ("files", "grafana", "ruler")

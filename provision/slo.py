@@ -24,11 +24,11 @@ How each window is computed (docs/slo.md has the derivation and its error):
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from decimal import Decimal
 
 from provision import promql
+from provision.promql import duration_seconds
 from provision.config import Config, ConfigError
 from provision.contract import FAILED, JOB, LATENCY, LE, MODEL, RATE_LIMITED, REQUESTS, Matcher, Profile
 from provision.recording import Recordings
@@ -70,7 +70,7 @@ def burn_factor(policy: BurnPolicy, period: str) -> Decimal:
     Below 1 the budget would outlast the period, so nothing is wrong yet; periods shorter
     than 30 days reach that for the slow ticket (28d: 0.93), hence the floor.
     """
-    factor = policy.budget_share * Decimal(promql.seconds(period)) / Decimal(promql.seconds(policy.long_window))
+    factor = policy.budget_share * Decimal(duration_seconds(period)) / Decimal(duration_seconds(policy.long_window))
     return max(Decimal(1), factor.quantize(Decimal("0.01"))).normalize()
 
 
@@ -166,30 +166,31 @@ class SLOs:
 
     def windows(self) -> tuple[str, ...]:
         """Every window with a recorded error ratio: the alert windows and the period."""
-        lengths = {promql.seconds(w) for w in ALERT_WINDOWS}
-        return ALERT_WINDOWS if promql.seconds(self.period) in lengths else (*ALERT_WINDOWS, self.period)
+        lengths = {duration_seconds(w) for w in ALERT_WINDOWS}
+        return ALERT_WINDOWS if duration_seconds(self.period) in lengths else (*ALERT_WINDOWS, self.period)
 
     def period_window(self) -> str:
         """The name the period's ratio is recorded under (3d when the period is 72h)."""
-        return next(w for w in self.windows() if promql.seconds(w) == promql.seconds(self.period))
+        return next(w for w in self.windows() if duration_seconds(w) == duration_seconds(self.period))
 
     def time_range(self) -> str:
         """A Grafana relative time range covering the period."""
-        return f"now-{math.ceil(promql.seconds(self.period) / 86400)}d"
+        return f"now-{math.ceil(duration_seconds(self.period) / 86400)}d"
 
     # -- recording rules -------------------------------------------------------
 
     def recording_groups(self) -> list[RuleGroup]:
         """Short windows at the usual interval; 1d, 3d and the period at the long interval."""
         short, long = [], []
-        long_windows = {promql.seconds(w) for w in (*LONG_WINDOWS, self.period)}
+        long_windows = {duration_seconds(w) for w in (*LONG_WINDOWS, self.period)}
         for objective in self.objectives:
             for level in self.levels:
                 names = self.names(objective, level)
                 short += self._base_rules(objective, level)
                 for window in self.windows():
-                    rule = RecordingRule(names.ratio(window), self._query(objective, self._ratio(objective, level, window)))
-                    (long if promql.seconds(window) in long_windows else short).append(rule)
+                    ratio = self._query(objective, self._ratio(objective, level, window))
+                    (long if duration_seconds(window) in long_windows else short).append(
+                        RecordingRule(names.ratio(window), ratio))
                 current = f"{names.ratio(CURRENT_BURN)} / {promql.number(objective.budget)}"
                 short.append(RecordingRule(names.burn_rate(CURRENT_BURN), self._query(objective, current)))
                 left = f"1 - {names.ratio(self.period_window())} / {promql.number(objective.budget)}"
@@ -218,7 +219,8 @@ class SLOs:
     def _model_errors(self, objective: Objective) -> str:
         n = self.recordings.names
         if objective.name == LATENCY_SLO:
-            fast = promql.sum_by(MODEL_LEVEL, promql.selector(n.latency_buckets, (le_matcher(objective.threshold_seconds),)))
+            bucket = le_matcher(objective.threshold_seconds)
+            fast = promql.sum_by(MODEL_LEVEL, promql.selector(n.latency_buckets, (bucket,)))
             return f"clamp_min({n.latency_count} - {fast}, 0)"
         # Both outcome recordings fall back to 0 for models with traffic, so `+` keeps every model.
         return " + ".join(n.outcome(role) for role in self._bad_roles(objective))
@@ -235,7 +237,7 @@ class SLOs:
         base = self.base_window
         if window == base:
             return promql.ratio(names.errors(base), names.requests(base))
-        if promql.seconds(window) <= EXACT_UP_TO:
+        if duration_seconds(window) <= EXACT_UP_TO:
             return self._raw_ratio(objective, level, window)
         # Each 5m rate counts a request once per evaluation that sees it: the same weight for
         # bad and all requests, so the quotient of the sums is the traffic-weighted ratio.
@@ -249,7 +251,8 @@ class SLOs:
             return f"clamp_min(1 - {promql.ratio(fast, rate(LATENCY, level, window, '_count').expr)}, 0)"
         # An outcome never seen has no series: count it as 0 wherever there is traffic.
         zero = f"0 * {self.names(objective, level).requests(self.base_window)}"
-        bad = " + ".join(promql.paren(f"{rate(role, level, window).expr} or {zero}") for role in self._bad_roles(objective))
+        bad = " + ".join(promql.paren(f"{rate(role, level, window).expr} or {zero}")
+                         for role in self._bad_roles(objective))
         return promql.ratio(bad, rate(REQUESTS, level, window).expr)
 
     def _query(self, objective: Objective, expr: str) -> Query:
@@ -327,7 +330,7 @@ def le_matcher(threshold: float) -> Matcher:
     both to "5.0" at ingestion, 2.x keeps them as scraped).
     """
     spellings = sorted({promql.number(threshold), repr(float(threshold))})
-    return Matcher(LE, "=~", "|".join(re.escape(s) for s in spellings))
+    return Matcher(LE, "=~", "|".join(promql.regex_escape(s) for s in spellings))
 
 
 def load_slos(config: Config, profile: Profile, recordings: Recordings) -> tuple[SLOs, list[str]]:
