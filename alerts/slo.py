@@ -6,6 +6,7 @@ within minutes, a slow one opens a ticket, and a short blip does neither. The wi
 factors and recorded series come from provision/slo.py; docs/slo.md has the maths.
 """
 
+from provision.config import rule_targets
 from provision.contract import MODEL
 from provision.rules import AlertRule, RuleGroup
 
@@ -24,31 +25,43 @@ def rule_groups(ctx):
     if slo is None or not slo.objectives:
         return []
     alerts = [burn_rule(ctx, burn) for objective in slo.objectives for burn in slo.burn_alerts(objective)]
+    if "grafana" in rule_targets(ctx.config):
+        ctx.notices.append(
+            "slo: Grafana evaluates the SLO burn alerts with the recording rules inlined, so every evaluation "
+            "recomputes the 6h, 1d and 3d windows from raw counters (subqueries); deliver them with rules.target "
+            "files or ruler on a busy gateway (docs/slo.md)")
     return [*slo.recording_groups(), RuleGroup("llm-gateway-slo-alerts", "llm-gateway-slo", tuple(alerts))]
 
 
 def burn_rule(ctx, burn):
-    slo, objective, policy = ctx.slo, burn.objective, burn.policy
+    slo, objective = ctx.slo, burn.objective
     per_model = MODEL in slo.alert_level
     who = "{{ $labels.model }} (job {{ $labels.job }})" if per_model else "Job {{ $labels.job }}"
+    first, *others = burn.branches
     return AlertRule(
         name=NAMES[objective.name],
-        condition=burn.condition,
-        guards=burn.guards,
+        condition=first.condition,
+        guards=first.guards,
+        alternatives=tuple(others),
         severity=burn.severity,
         labels=burn.labels(),
-        summary=SUMMARIES[objective.name, policy.severity],
+        summary=SUMMARIES[objective.name, burn.kind],
         description=(
-            f"{who}: {BAD[objective.name]} burned the error budget of the {slo.period} objective "
-            f"({objective.statement()}) {{{{ $value | printf \"%.1f\" }}}}x faster than sustainable over the "
-            f"last {policy.long_window}, and still above {burn.factor}x over the last {policy.short_window}. "
-            + budget_left(slo.names(objective).remaining(slo.period), slo.period, per_model)
+            f"{who}: {BAD[objective.name]} are using the error budget of the {slo.period} objective "
+            f"({objective.statement()}) {{{{ $value | printf \"%.1f\" }}}}x faster than sustainable over the last "
+            f"{{{{ $labels.window }}}}. This {burn.kind} fires at {burn.thresholds()}. "
+            + budget_left(ctx, slo.names(objective).remaining(slo.period), per_model)
         ),
     )
 
 
-def budget_left(series, period, per_model):
-    """A template sentence with what is left of the period's budget, queried when the alert fires."""
+def budget_left(ctx, series, per_model):
+    """A sentence with what is left of the period's budget, queried when the alert fires.
+
+    Grafana-managed alerts cannot run queries in templates: they point to the dashboard."""
+    period = ctx.slo.period
+    if "grafana" in rule_targets(ctx.config):
+        return f"The SLO dashboard shows what is left of the {period} budget."
     matchers, args = ("job=%q, model=%q", "$labels.job $labels.model") if per_model else ("job=%q", "$labels.job")
     return (
         f'{{{{ with printf "{series}{{{matchers}}}" {args} | query }}}}'

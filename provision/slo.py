@@ -32,7 +32,7 @@ from provision.promql import duration_seconds
 from provision.config import Config, ConfigError
 from provision.contract import FAILED, JOB, LATENCY, LE, MODEL, RATE_LIMITED, REQUESTS, Matcher, Profile
 from provision.recording import Recordings
-from provision.rules import Condition, Query, RecordingRule, RuleGroup
+from provision.rules import Branch, Condition, Query, RecordingRule, RuleGroup
 
 AVAILABILITY, LATENCY_SLO = "availability", "latency"
 JOB_LEVEL, MODEL_LEVEL = (JOB,), (JOB, MODEL)
@@ -42,6 +42,7 @@ LONG_WINDOWS = ("1d", "3d")  # with the period: recorded at slo.long_window_inte
 EXACT_UP_TO = 3600  # windows up to 1h are read from raw counters
 CURRENT_BURN = "1h"  # the window of the recorded "current" burn rate
 SEVERITY = {"page": "critical", "ticket": "warning"}
+WINDOW_LABEL = "window"  # on each alert instance: the long window of the pair that fired
 RULE_FILE = "llm-gateway-slo"
 
 
@@ -123,21 +124,26 @@ class SLONames:
 
 @dataclass(frozen=True)
 class BurnAlert:
-    """The structured condition of one window pair of one objective, ready for an AlertRule."""
+    """The page or the ticket of one objective: one branch per window pair, joined with `or`.
+
+    Each branch is `burn rate(long) > factor and burn rate(short) > factor`, labelled
+    `window=<long window>`; its value ($value) is the burn rate over the long window."""
 
     objective: Objective
-    policy: BurnPolicy
-    factor: Decimal
-    condition: Condition  # burn rate over the long window > factor; $value is that burn rate
-    guards: tuple[Condition, ...]  # ... and over the short window
+    kind: str  # page | ticket
+    pairs: tuple[tuple[BurnPolicy, Decimal], ...]  # (window pair, factor) per branch
+    branches: tuple[Branch, ...]
 
     @property
     def severity(self) -> str:
-        return SEVERITY[self.policy.severity]
+        return SEVERITY[self.kind]
 
     def labels(self) -> dict[str, str]:
-        return {"slo": self.objective.name, "long_window": self.policy.long_window,
-                "short_window": self.policy.short_window}
+        return {"slo": self.objective.name}
+
+    def thresholds(self) -> str:
+        """The firing rule in words, e.g. '14.4x over 1h and 5m, or 6x over 6h and 30m'."""
+        return ", or ".join(f"{factor}x over {p.long_window} and {p.short_window}" for p, factor in self.pairs)
 
 
 class SLOs:
@@ -270,14 +276,23 @@ class SLOs:
             yield policy, factor, factor * objective.budget < 1
 
     def burn_alerts(self, objective: Objective) -> list[BurnAlert]:
-        """One multi-window condition per window pair that can fire at this objective's budget."""
+        """The page and the ticket, each from the window pairs that can fire at this objective's budget."""
         names, budget = self.names(objective), promql.number(objective.budget)
+        match_on = self.alert_level
         alerts = []
-        for policy, factor, reachable in self._pairs(objective):
-            if reachable:
-                long, short = (Condition(self._query(objective, f"{names.ratio(w)} / {budget}"), ">", float(factor))
-                               for w in (policy.long_window, policy.short_window))
-                alerts.append(BurnAlert(objective, policy, factor, long, (short,)))
+        for kind in SEVERITY:
+            pairs = tuple((p, f) for p, f, reachable in self._pairs(objective) if reachable and p.severity == kind)
+            branches = []
+            for policy, factor in pairs:
+                burn = f"{names.ratio(policy.long_window)} / {budget}"
+                labelled = f'label_replace({burn}, "{WINDOW_LABEL}", "{policy.long_window}", "", "")'
+                short = f"{names.ratio(policy.short_window)} / {budget}"
+                branches.append(Branch(
+                    Condition(self._query(objective, labelled), ">", float(factor)),
+                    (Condition(self._query(objective, short), ">", float(factor), match_on=match_on),),
+                ))
+            if branches:
+                alerts.append(BurnAlert(objective, kind, pairs, tuple(branches)))
         return alerts
 
     def unreachable(self) -> list[str]:

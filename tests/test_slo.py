@@ -67,8 +67,8 @@ def test_windows_and_budget_shares_are_the_workbooks():
 
 def test_alert_thresholds_follow_the_period(tmp_path):
     result = built(tmp_path, {"period": "4w"})
-    page = next(a for a in alerts(result) if a["labels"]["long_window"] == "1h")
-    assert "> 13.44 and" in page["expr"]
+    page = next(a for a in alerts(result) if a["labels"]["severity"] == "critical")
+    assert '"1h", "", "") > 13.44 and' in page["expr"] and '"6h", "", "") > 5.6 and' in page["expr"]
     assert "job:llm_slo_availability_error_budget:remaining4w" in recorded(result)
     assert "of the 4w objective" in page["annotations"]["description"]
 
@@ -127,7 +127,8 @@ def test_a_pair_that_cannot_fire_at_the_target_is_left_out_with_a_notice():
     recordings = Recordings(holysheep.PROFILE, selector={}, window="5m", pricing={})
     slo, notices = load_slos(config, holysheep.PROFILE, recordings)
     latency = slo.objectives[1]
-    assert [b.policy.long_window for b in slo.burn_alerts(latency)] == ["6h", "1d", "3d"]
+    assert [(b.kind, [p.long_window for p, _ in b.pairs]) for b in slo.burn_alerts(latency)] == [
+        ("page", ["6h"]), ("ticket", ["1d", "3d"])]
     assert notices == ["slo latency: the page alert over 1h/5m left out: a 14.4x burn of a 10% budget "
                        "needs 144% of requests to be bad"]
 
@@ -200,22 +201,40 @@ def test_latency_counts_requests_above_the_threshold_bucket(tmp_path):
     assert "holysheep_request_latency_seconds_count[1h]" in names["job:llm_slo_latency_errors:ratio_rate1h"]
 
 
-def test_alerts_page_and_ticket_with_two_windows_each(tmp_path):
+def test_one_page_and_one_ticket_each_an_or_of_two_window_pairs(tmp_path):
     rules = alerts(built(tmp_path))
-    assert [(a["alert"], a["labels"]["severity"], a["labels"]["long_window"], a["labels"]["short_window"])
-            for a in rules] == [
-        ("LLMGatewayErrorBudgetBurn", "critical", "1h", "5m"), ("LLMGatewayErrorBudgetBurn", "critical", "6h", "30m"),
-        ("LLMGatewayErrorBudgetBurn", "warning", "1d", "2h"), ("LLMGatewayErrorBudgetBurn", "warning", "3d", "6h")]
-    page = rules[0]
-    assert page["expr"] == ("(job:llm_slo_availability_errors:ratio_rate1h / 0.015) > 14.4 and "
-                            "((job:llm_slo_availability_errors:ratio_rate5m / 0.015) > 14.4)")
-    assert page["labels"]["slo"] == "availability"
+    assert [(a["alert"], a["labels"]) for a in rules] == [
+        ("LLMGatewayErrorBudgetBurn", {"severity": "critical", "slo": "availability"}),
+        ("LLMGatewayErrorBudgetBurn", {"severity": "warning", "slo": "availability"})]
+    page, ticket = rules
+    assert page["expr"] == (
+        '(label_replace(job:llm_slo_availability_errors:ratio_rate1h / 0.015, "window", "1h", "", "") > 14.4 '
+        "and on (job) ((job:llm_slo_availability_errors:ratio_rate5m / 0.015) > 14.4)) or "
+        '(label_replace(job:llm_slo_availability_errors:ratio_rate6h / 0.015, "window", "6h", "", "") > 6 '
+        "and on (job) ((job:llm_slo_availability_errors:ratio_rate30m / 0.015) > 6))")
+    assert "ratio_rate1d / 0.015" in ticket["expr"] and "> 3 and on (job)" in ticket["expr"]
+    assert "ratio_rate3d / 0.015" in ticket["expr"] and "> 1 and on (job)" in ticket["expr"]
     assert "for" not in page  # the short window already filters blips
     notes = page["annotations"]
     assert "{{" not in notes["summary"] and notes["summary"].endswith(".")
-    assert '{{ $value | printf "%.1f" }}x' in notes["description"]
-    assert 'query' in notes["description"] and "remaining30d{job=%q}" in notes["description"]
+    assert '{{ $value | printf "%.1f" }}x faster than sustainable over the last {{ $labels.window }}' in (
+        notes["description"])
+    assert "This page fires at 14.4x over 1h and 5m, or 6x over 6h and 30m." in notes["description"]
+    assert "query" in notes["description"] and "remaining30d{job=%q}" in notes["description"]
     assert notes["runbook_url"].endswith("docs/runbooks.md#llmgatewayerrorbudgetburn")
+
+
+def test_grafana_managed_burn_alerts_point_to_the_dashboard_instead_of_querying(tmp_path):
+    result = built(tmp_path, rules={"target": "grafana"})
+    bodies = {g.name: g.body for g in result.deliveries.grafana_rule_groups}
+    rules = bodies["llm-gateway-slo-alerts"]["rules"]
+    assert [r["title"] for r in rules] == ["LLMGatewayErrorBudgetBurn (critical)", "LLMGatewayErrorBudgetBurn (warning)"]
+    page = rules[0]
+    assert "query" not in page["annotations"]["description"]
+    assert "The SLO dashboard shows what is left of the 30d budget." in page["annotations"]["description"]
+    # Each branch filters with its own factor in the query; the condition passes the loosest.
+    assert page["data"][2]["model"]["conditions"][0]["evaluator"] == {"params": [6], "type": "gt"}
+    assert any("Grafana evaluates the SLO burn alerts" in n for n in result.notices)
 
 
 def test_per_model_objectives_alert_per_model_and_record_both_levels(tmp_path):
@@ -225,7 +244,7 @@ def test_per_model_objectives_alert_per_model_and_record_both_levels(tmp_path):
     assert "job:llm_slo_availability_errors:ratio_rate1h" in names  # for the dashboard's totals
     assert names["job:llm_slo_latency_errors:rate5m"] == "sum by (job) (job_model:llm_slo_latency_errors:rate5m)"
     for alert in alerts(result):
-        assert alert["expr"].startswith("(job_model:llm_slo_")
+        assert "(label_replace(job_model:llm_slo_" in alert["expr"] and "and on (job, model)" in alert["expr"]
         assert "{{ $labels.model }}" in alert["annotations"]["description"]
         assert "{job=%q, model=%q}" in alert["annotations"]["description"]
     assert {a["alert"] for a in alerts(result)} == {"LLMGatewayErrorBudgetBurn", "LLMGatewayLatencyBudgetBurn"}
