@@ -49,19 +49,14 @@ def burn_rule(ctx, burn):
         description=(
             f"{who}: {BAD[objective.name]} are using the error budget of the {slo.period} objective "
             f"({objective.statement()}) {{{{ $value | printf \"%.1f\" }}}}x faster than sustainable over the last "
-            f"{{{{ $labels.window }}}}. This {burn.kind} fires at {burn.thresholds()}. "
-            + budget_left(ctx, slo.names(objective).remaining(slo.period), per_model)
+            f"{{{{ $labels.window }}}}. This {burn.kind} fires at {burn.thresholds()}."
         ),
+        queried_detail=budget_left(slo.names(objective).remaining(slo.period), slo.period, per_model),
     )
 
 
-def budget_left(ctx, series, per_model):
-    """A sentence with what is left of the period's budget, queried when the alert fires.
-
-    Grafana-managed alerts cannot run queries in templates: they point to the dashboard."""
-    period = ctx.slo.period
-    if "grafana" in rule_targets(ctx.config):
-        return f"The SLO dashboard shows what is left of the {period} budget."
+def budget_left(series, period, per_model):
+    """A sentence with what is left of the period's budget, queried when the alert fires."""
     matchers, args = ("job=%q, model=%q", "$labels.job $labels.model") if per_model else ("job=%q", "$labels.job")
     return (
         f'{{{{ with printf "{series}{{{matchers}}}" {args} | query }}}}'

@@ -100,6 +100,9 @@ class AlertRule:
     keep_firing_for: str | None = None
     runbook: str | None = None  # anchor in docs/runbooks.md; defaults to the lower-cased name
     alternatives: tuple[Branch, ...] = ()  # further ways to fire, joined with `or` (each its own threshold)
+    # A template sentence that queries Prometheus when the alert fires (`query`), appended to the
+    # description where templates can query; Grafana-managed rules, whose templates cannot, leave it out.
+    queried_detail: str = ""
 
     def branches(self) -> tuple[Branch, ...]:
         return (Branch(self.condition, self.guards), *self.alternatives)
@@ -170,7 +173,7 @@ def render_rule(rule: Rule, *, runbook_base_url: str, extra_labels: Mapping[str,
     out["labels"] = dict(sorted({**extra_labels, **rule.labels, "severity": rule.severity}.items()))
     annotations = {
         "summary": rule.summary,
-        "description": rule.description,
+        "description": f"{rule.description} {rule.queried_detail}" if rule.queried_detail else rule.description,
         "runbook_url": f"{runbook_base_url}#{rule.runbook_anchor()}",
         **rule.annotations,
     }

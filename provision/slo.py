@@ -9,8 +9,10 @@ An objective (config `slo`) says which share of requests must be good over a rol
 error ratio over a window = bad requests / all requests in the window
 burn rate               = error ratio / error budget, where error budget = 1 - target
 
-The alerts are multi-window, multi-burn-rate (Google SRE workbook, "Alerting on SLOs"): an
-alert fires while the burn rate is above a factor over a long window AND over a short one.
+The alerts are multi-window, multi-burn-rate (Google SRE workbook, "Alerting on SLOs"): a
+window pair fires while the burn rate is above its factor over a long window AND over a
+short one; the page is the `or` of two pairs (1h/5m, 6h/30m), the ticket of two others
+(1d/2h, 3d/6h).
 
 How each window is computed (docs/slo.md has the derivation and its error):
 - the recording window (5m): from the 5m rates the traffic recordings already keep;
@@ -28,9 +30,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from provision import promql
-from provision.promql import duration_seconds
 from provision.config import Config, ConfigError
 from provision.contract import FAILED, JOB, LATENCY, LE, MODEL, RATE_LIMITED, REQUESTS, Matcher, Profile
+from provision.promql import duration_seconds
 from provision.recording import Recordings
 from provision.rules import Branch, Condition, Query, RecordingRule, RuleGroup
 
@@ -50,7 +52,7 @@ RULE_FILE = "llm-gateway-slo"
 class BurnPolicy:
     """One window pair: alert when `budget_share` of the period's budget is spent within `long_window`."""
 
-    severity: str  # page | ticket
+    kind: str  # page | ticket
     long_window: str
     short_window: str
     budget_share: Decimal
@@ -281,7 +283,7 @@ class SLOs:
         match_on = self.alert_level
         alerts = []
         for kind in SEVERITY:
-            pairs = tuple((p, f) for p, f, reachable in self._pairs(objective) if reachable and p.severity == kind)
+            pairs = tuple((p, f) for p, f, reachable in self._pairs(objective) if reachable and p.kind == kind)
             branches = []
             for policy, factor in pairs:
                 burn = f"{names.ratio(policy.long_window)} / {budget}"
@@ -298,7 +300,7 @@ class SLOs:
     def unreachable(self) -> list[str]:
         """Notices for the window pairs that burn_alerts leaves out."""
         return [
-            f"slo {objective.name}: the {policy.severity} alert over {policy.long_window}/{policy.short_window} "
+            f"slo {objective.name}: the {policy.kind} alert over {policy.long_window}/{policy.short_window} "
             f"left out: a {factor}x burn of a {percent(objective.budget)} budget needs "
             f"{percent(factor * objective.budget)} of requests to be bad"
             for objective in self.objectives

@@ -233,11 +233,7 @@ def test_grafana_and_prometheus_forms_fire_at_the_same_times(name, grafana, tmp_
     paths = {"alerts": str(scenario.alerts_dir)} if scenario.alerts_dir else {}
     config = from_mapping({"rules": {"interval": "1m"}, "paths": paths}, root=REPO)
     result = build.build(config)
-    # Each form from a build for its target: definitions may word templates for the engine
-    # (Grafana-managed templates cannot run query()).
-    for_grafana = build.build(from_mapping({"rules": {"interval": "1m", "target": "grafana"}, "paths": paths},
-                                           root=REPO))
-    timeline = grafana_form(scenario, for_grafana, tmp_path / "tsdb", promtool, prometheus, grafana == GRAFANA_10)
+    timeline = grafana_form(scenario, result, tmp_path / "tsdb", promtool, prometheus, grafana == GRAFANA_10)
     fired = {alert["alertname"] for minute in timeline for alert in minute}
     assert scenario.fires <= fired, f"expected {scenario.fires - fired} to fire in {name}"
     if not scenario.fires:

@@ -114,6 +114,7 @@ class _RuleRenderer:
     def rule(self, group: RuleGroup, alert: AlertRule, title: str) -> dict:
         where = f"rule group {group.name}: alert {alert.name} ({alert.severity})"
         prometheus_form = render_rule(alert, **self.options)
+        prometheus_form["annotations"]["description"] = alert.description  # without queried_detail: no query()
         override = self.settings["overrides"].get(alert.name, {})
         body: dict[str, Any] = {
             "uid": rule_uid(self.folder_uid, alert.name, alert.severity),
