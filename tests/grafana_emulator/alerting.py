@@ -627,13 +627,17 @@ class AlertingMixin:
 
     # ---- seeds and out-of-band edits (not HTTP, not logged) -----------------------------
 
-    def seed_rule_group(self, folder_uid: str, name: str, rules: list[dict], *, interval: int = 60,
+    def seed_rule_group(self, folder_uid: str, name: str, rules: list[dict], *, interval: int | None = None,
                         provenance: str = "") -> list[AlertRuleRecord]:
-        """Store a group as another tool would have (``provenance``: "", "api" or "file").
-        Each rule needs at least ``title``; the rest defaults to a firing math expression."""
+        """Store rules as another tool (or a person in the UI) would have: appended to the group
+        if it exists (at its interval), else a new group (default interval 60 s). ``provenance``:
+        "", "api" or "file". Each rule needs at least ``title``; the rest defaults to a firing
+        math expression."""
         with self.state.lock:
+            existing = self._group_rules(folder_uid, name)
+            interval = interval or (existing[0].interval if existing else DEFAULT_GROUP_INTERVAL)
             stored = []
-            for index, raw in enumerate(rules, start=1):
+            for index, raw in enumerate(rules, start=len(existing) + 1):
                 rule = self._decode_rule({**_default_rule(raw.get("title", f"rule {index}")), **raw})
                 rec = self._store(rule["uid"] or gen_uid(), rule, folder_uid, name, index, interval, provenance)
                 stored.append(rec)

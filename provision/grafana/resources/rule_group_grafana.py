@@ -17,8 +17,8 @@ push that would replace it (a same-named group, a rule added by hand to relaywat
 is drift too, and prune never deletes it.
 
 There are two hashes: one of everything, one without `keep_firing_for` and
-`missingSeriesEvalsToResolve`, which Grafana before 12 drops on save. A stored rule that
-carries neither key is checked against the second.
+`missingSeriesEvalsToResolve`, which Grafana before 12 drops on save (and 12 then shows as
+unset). A stored rule that sets neither is checked against the second.
 
 Provenance: rules.grafana.editable_in_ui decides X-Disable-Provenance, on every write
 alike. Grafana skips a group PUT that changes no rule, provenance included, so the
@@ -123,8 +123,9 @@ def untouched(rule: dict, interval: int | None, provenance: str) -> bool:
     full, _, core = (rule.get("annotations") or {}).get(MARKER, "").partition(":")
     if full and full == _hash(interval, provenance, normal_rule(rule)):
         return True
-    dropped = not any(key in rule for key in GRAFANA_12_KEYS)
-    return bool(core) and dropped and core == _hash(interval, provenance, normal_rule(rule, GRAFANA_12_KEYS))
+    # Grafana before 12 drops those keys; after an upgrade to 12 they read as their defaults
+    unset = not any(key in normal_rule(rule) for key in GRAFANA_12_KEYS)
+    return bool(core) and unset and core == _hash(interval, provenance, normal_rule(rule, GRAFANA_12_KEYS))
 
 
 def provenance_of(editable_in_ui: bool) -> str:
@@ -409,7 +410,11 @@ _STORED_PROVENANCE = re.compile(r"needs '([^']*)'|from '([^']*)' to")
 
 def failure(exc: GrafanaError, editable: bool, folder_uid: str) -> str:
     """Grafana's refusal in one line, with what to do about it."""
-    if "provenance" in exc.message.lower() and exc.status in (400, 403, 409, 500):
+    if exc.status == 403:
+        return (f"{exc}: the service account needs alert.rules:read/write on folder {folder_uid} plus "
+                "alert.provisioning.provenance:write, or alert.rules.provisioning:write (Editor in Grafana 11+, "
+                "Admin in Grafana 10)")
+    if "provenance" in exc.message.lower() and exc.status in (409, 500):
         found = _STORED_PROVENANCE.search(exc.message)
         held = next((g for g in found.groups() if g is not None), None) if found else None
         held_text = f"provenance {held or 'none'!r}" if held is not None else "another provenance"
@@ -420,10 +425,6 @@ def failure(exc: GrafanaError, editable: bool, folder_uid: str) -> str:
                     "for this push, or delete the rules in Grafana first")
         return (f"{exc}: provenance conflict: Grafana holds these rules with {held_text} and refuses a write "
                 f"{'with X-Disable-Provenance' if editable else 'with provenance api'}; {hint}")
-    if exc.status == 403:
-        return (f"{exc}: the service account needs alert.rules:read/write on folder {folder_uid} plus "
-                "alert.provisioning.provenance:write, or alert.rules.provisioning:write (Editor in Grafana 11+, "
-                "Admin in Grafana 10)")
     if exc.status == 400 and "folder" in exc.message.lower():
         return f"{exc}: folder {folder_uid!r} (grafana.folder.uid) does not exist in Grafana"
     return str(exc)

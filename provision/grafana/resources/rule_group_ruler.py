@@ -139,19 +139,29 @@ def _plan_built(d: Desired, stored: dict | None) -> Action:
 
 
 def _what_changed(have: dict, want: dict) -> str:
-    before = {_rule_name(r): r for r in have["rules"]}
-    after = {_rule_name(r): r for r in want["rules"]}
+    before, after = _by_name(have["rules"]), _by_name(want["rules"])
     parts = [f"{key} {have.get(key, '(default)')} -> {want.get(key, '(default)')}"
              for key in sorted((set(have) | set(want)) - {"rules"}) if have.get(key) != want.get(key)]
-    added = [n for n in after if n not in before]
-    removed = [n for n in before if n not in after]
-    changed = [n for n in after if n in before and after[n] != before[n]]
+    added = [key[0] for key in after if key not in before]
+    removed = [key[0] for key in before if key not in after]
+    changed = [key[0] for key in after if key in before and after[key] != before[key]]
     for verb, rules in (("adds", added), ("removes", removed), ("changes", changed)):
         if rules:
-            parts.append(f"{verb} {names(rules)}")
+            parts.append(f"{verb} {names(list(dict.fromkeys(rules)))}")
     if not parts:
         parts.append("reorders the rules")
     return "; ".join(parts)
+
+
+def _by_name(rules: list[dict]) -> dict[tuple[str, int], dict]:
+    """Rules keyed by name and occurrence: one alert name often has a warning and a critical rule."""
+    seen: dict[str, int] = {}
+    keyed = {}
+    for rule in rules:
+        name = _rule_name(rule)
+        seen[name] = seen.get(name, 0) + 1
+        keyed[(name, seen[name])] = rule
+    return keyed
 
 
 def diff(action: Action) -> str:
