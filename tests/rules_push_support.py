@@ -7,6 +7,7 @@ import json
 import textwrap
 from urllib.parse import unquote
 
+import yaml
 from push_support import Project
 
 FOLDER = "relaywatch"
@@ -27,6 +28,13 @@ def use_rules(project: Project, targets: list[str], **settings) -> None:
         project.grafana.add_ruler_datasource(RULER_DS, "mimir")
 
 
+def push(project: Project, *args: str, code: int = 0):
+    """`provision push <args>`, asserting its exit code."""
+    result = project.run("push", *args)
+    assert result.exit_code == code, result.stdout + result.stderr
+    return result
+
+
 def set_alert_setting(project: Project, dotted: str, value) -> None:
     data = project.config()
     node = data.setdefault("alerts", {})
@@ -34,7 +42,7 @@ def set_alert_setting(project: Project, dotted: str, value) -> None:
     for part in parents:
         node = node.setdefault(part, {})
     node[last] = value
-    project.config_path.write_text(__import__("yaml").safe_dump(data))
+    project.config_path.write_text(yaml.safe_dump(data))
 
 
 def add_alert_definitions(project: Project, name: str, body: str) -> None:

@@ -8,8 +8,8 @@ import pytest
 import yaml
 from push_support import grafana, project, status_of, summary  # noqa: F401 - fixtures
 from rules_push_support import (
-    ALERTS, COST_ALERTS, NAMESPACE, RULER_DS, RULER_PATH, body_of, rule_writes, ruler_posts, set_alert_setting,
-    use_rules,
+    ALERTS, COST_ALERTS, NAMESPACE, RULER_DS, RULER_PATH, body_of, push, rule_writes, ruler_posts,
+    set_alert_setting, use_rules,
 )
 
 KIND = "ruler_rule_group"
@@ -26,14 +26,8 @@ def ruler_project(project):
     return project
 
 
-def _push(project, *args, code=0):
-    result = project.run("push", *args)
-    assert result.exit_code == code, result.stdout + result.stderr
-    return result
-
-
 def test_push_posts_json_to_grafana_and_grafana_sends_yaml_to_mimir(ruler_project, grafana):
-    result = _push(ruler_project)
+    result = push(ruler_project)
 
     posts = ruler_posts(grafana)
     names = sorted(body_of(p)["name"] for p in posts)
@@ -56,7 +50,7 @@ def test_push_posts_json_to_grafana_and_grafana_sends_yaml_to_mimir(ruler_projec
 def test_bodies_are_valid_prometheus_rule_groups(ruler_project, grafana, promtool, tmp_path):
     import subprocess
 
-    _push(ruler_project)
+    push(ruler_project)
     groups = [body_of(p) for p in ruler_posts(grafana)]
     path = tmp_path / "sent.yaml"
     path.write_text(yaml.safe_dump({"groups": groups}))
@@ -67,10 +61,10 @@ def test_bodies_are_valid_prometheus_rule_groups(ruler_project, grafana, promtoo
 
 
 def test_second_push_writes_nothing(ruler_project, grafana):
-    _push(ruler_project)
+    push(ruler_project)
     grafana.clear_log()
 
-    again = _push(ruler_project)
+    again = push(ruler_project)
 
     assert status_of(again.stdout, KIND, uid(ALERTS)) == "unchanged"
     assert rule_writes(grafana) == []
@@ -78,7 +72,7 @@ def test_second_push_writes_nothing(ruler_project, grafana):
 
 
 def test_a_changed_threshold_posts_exactly_that_group_and_diff_shows_it(ruler_project, grafana):
-    _push(ruler_project)
+    push(ruler_project)
     set_alert_setting(ruler_project, "error_ratio.critical", 0.3)
     grafana.clear_log()
 
@@ -92,7 +86,7 @@ def test_a_changed_threshold_posts_exactly_that_group_and_diff_shows_it(ruler_pr
     assert any(line.startswith("-") and "> 0.2" in line for line in diff.stdout.splitlines())
     assert rule_writes(grafana) == []
 
-    pushed = _push(ruler_project)
+    pushed = push(ruler_project)
 
     assert summary(pushed.stdout)["updated"] == 1
     assert rule_writes(grafana) == [("POST", f"{RULER_PATH}/{NAMESPACE}")]
@@ -100,7 +94,7 @@ def test_a_changed_threshold_posts_exactly_that_group_and_diff_shows_it(ruler_pr
 
 
 def test_dry_run_sends_no_write(ruler_project, grafana):
-    result = _push(ruler_project, "--dry-run")
+    result = push(ruler_project, "--dry-run")
 
     assert status_of(result.stdout, KIND, uid(ALERTS)) == "create"
     assert grafana.writes() == [] and grafana.state.upstream_log == [
@@ -108,21 +102,21 @@ def test_dry_run_sends_no_write(ruler_project, grafana):
 
 
 def test_a_change_made_in_the_namespace_is_overwritten_and_shown_first(ruler_project, grafana):
-    _push(ruler_project)
+    push(ruler_project)
     group = grafana.ruler_groups(RULER_DS, NAMESPACE)["llm-gateway-traffic"]
     group["rules"][0]["expr"] = "vector(1)"
     grafana.seed_ruler_group(RULER_DS, NAMESPACE, group)
 
     diff = ruler_project.run("diff")
     assert any(line.startswith("-") and line.endswith("expr: vector(1)") for line in diff.stdout.splitlines())
-    pushed = _push(ruler_project)
+    pushed = push(ruler_project)
 
     assert status_of(pushed.stdout, KIND, uid("llm-gateway-traffic")) == "updated"
     assert grafana.ruler_groups(RULER_DS, NAMESPACE)["llm-gateway-traffic"]["rules"][0]["expr"] != "vector(1)"
 
 
 def test_prune_deletes_only_groups_of_relaywatch_namespace(ruler_project, grafana):
-    _push(ruler_project)
+    push(ruler_project)
     foreign = {"name": "theirs", "rules": [{"record": "team:up:sum", "expr": "sum(up)"}]}
     grafana.seed_ruler_group(RULER_DS, "other-team", foreign)
     grafana.add_ruler_datasource("other-mimir", "mimir")
@@ -130,13 +124,13 @@ def test_prune_deletes_only_groups_of_relaywatch_namespace(ruler_project, grafan
     (ruler_project.root / "alerts" / "cost.py").unlink()
     grafana.clear_log()
 
-    kept = _push(ruler_project)
+    kept = push(ruler_project)
     assert f"{KIND} {uid(COST_ALERTS)}: unchanged: no longer built; push --prune deletes it" in kept.stdout
-    dry = _push(ruler_project, "--prune", "--dry-run")
+    dry = push(ruler_project, "--prune", "--dry-run")
     assert status_of(dry.stdout, KIND, uid(COST_ALERTS)) == "delete"
     assert rule_writes(grafana) == []
 
-    pruned = _push(ruler_project, "--prune")
+    pruned = push(ruler_project, "--prune")
 
     assert status_of(pruned.stdout, KIND, uid(COST_ALERTS)) == "deleted"
     assert rule_writes(grafana) == [("DELETE", f"{RULER_PATH}/{NAMESPACE}/{COST_ALERTS}")]
@@ -149,7 +143,7 @@ def test_prune_deletes_only_groups_of_relaywatch_namespace(ruler_project, grafan
 def test_with_the_grafana_target_the_ruler_gets_recording_rules_only(project, grafana):
     use_rules(project, ["grafana", "ruler"])
 
-    result = _push(project)
+    result = push(project)
 
     groups = grafana.ruler_groups(RULER_DS, NAMESPACE)
     assert ALERTS not in groups and groups
@@ -161,7 +155,7 @@ def test_cortex_subtype_uses_grafana_s_rules_prefix(project, grafana):
     grafana.add_ruler_datasource("cortex", "cortex")
     use_rules(project, ["ruler"], ruler={"datasource_uid": "cortex", "subtype": "cortex"})
 
-    _push(project)
+    push(project)
 
     assert {(u.method, u.path) for u in grafana.state.upstream_log if u.method == "POST"} == {
         ("POST", f"/rules/{NAMESPACE}")}
@@ -172,7 +166,7 @@ def test_a_ruler_without_the_mimir_api_gets_a_hint(project, grafana):
     grafana.add_ruler_datasource("cortex", "cortex")
     use_rules(project, ["ruler"], ruler={"datasource_uid": "cortex", "subtype": "mimir"})
 
-    result = _push(project, code=1)
+    result = push(project, code=1)
 
     line = next(line for line in result.stdout.splitlines() if line.startswith(f"{KIND} cortex/{NAMESPACE}/{ALERTS}"))
     assert ": failed: 404 404 page not found" in line
@@ -182,7 +176,7 @@ def test_a_ruler_without_the_mimir_api_gets_a_hint(project, grafana):
 def test_an_unknown_datasource_fails_every_group_with_one_read(project, grafana):
     use_rules(project, ["ruler"], ruler={"datasource_uid": "nope"})
 
-    result = _push(project, code=1)
+    result = push(project, code=1)
 
     assert "data source not found: datasource 'nope' (rules.ruler.datasource_uid) does not exist in Grafana" \
         in result.stdout
@@ -194,7 +188,7 @@ def test_ruler_faults_are_retried(ruler_project, grafana):
     grafana.fail_next(1, 503, RULER_PATH, method="GET")
     grafana.fail_next(2, 502, RULER_PATH, method="POST")
 
-    result = _push(ruler_project)
+    result = push(ruler_project)
 
     assert summary(result.stdout)["failed"] == 0
     assert len(grafana.ruler_groups(RULER_DS, NAMESPACE)) == 5
@@ -207,7 +201,7 @@ def test_missing_permission_is_explained(ruler_project, grafana):
         "folders:read", "folders:create", "dashboards:read", "dashboards:create", "dashboards:write",
         "alert.rules.external:read"])
 
-    result = _push(ruler_project, code=1)
+    result = push(ruler_project, code=1)
 
     assert "needs alert.rules.external:write on datasource 'mimir'" in result.stdout
     assert grafana.ruler_groups(RULER_DS, NAMESPACE) == {}
