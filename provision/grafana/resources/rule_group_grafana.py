@@ -153,9 +153,9 @@ def _marked(body: dict, provenance: str) -> dict:
     return body
 
 
-def _editable(action: Action, options: RunOptions) -> bool:
-    source = action.desired.source if action.desired else None
-    return source.editable_in_ui if source is not None else options.editable_in_ui
+def _editable(d: Desired | None, options: RunOptions) -> bool:
+    """The provenance choice the group was rendered with; for prune (nothing rendered), the config's."""
+    return d.source.editable_in_ui if d is not None and d.source is not None else options.editable_in_ui
 
 
 # -- reads -----------------------------------------------------------------------------
@@ -264,7 +264,7 @@ def _plan_built(d: Desired, stored: Stored | ReadFailure | None, provenance: dic
                 located: dict[str, tuple], options: RunOptions) -> Action:
     if isinstance(stored, ReadFailure):
         return _action(d, FAILED, f"cannot read it: {stored.reason}")
-    mine = provenance_of(d.source.editable_in_ui if d.source else options.editable_in_ui)
+    mine = provenance_of(_editable(d, options))
     stored_rules = stored.rules if stored else ()
     locked = [uid for uid in [r["uid"] for r in d.body["rules"]] + [r.get("uid") for r in stored_rules]
               if provenance.get(uid) == FILE_PROVENANCE]
@@ -378,7 +378,7 @@ def diff(action: Action) -> str:
 
 
 def apply(client: GrafanaClient, action: Action, options: RunOptions) -> Outcome:
-    editable = _editable(action, options)
+    editable = _editable(action.desired, options)
     headers = {PROVENANCE_HEADER: "true"} if editable else None
     try:
         if action.op == DELETE:
