@@ -82,6 +82,11 @@ def project(tmp_path, grafana) -> Project:
     """A copy of the repository's definitions and a config aimed at the emulator, with
     fast retries so fault tests stay quick. The tests count on two dashboards, the
     overview and the model detail, whatever else the repository defines."""
+    return make_project(tmp_path, grafana)
+
+
+def make_project(tmp_path: Path, grafana: GrafanaEmulator) -> Project:
+    """The `project` fixture's project, for an emulator a test starts itself (another version)."""
     shutil.copytree(REPO / "alerts", tmp_path / "alerts")
     (tmp_path / "dashboards").mkdir()
     for name in PROJECT_DASHBOARDS:
