@@ -1,0 +1,138 @@
+"""Serve a Simulator over HTTP and step it on wall time.
+
+GET  /metrics            the profile's metrics (text 0.0.4 or OpenMetrics, as the scraper asks)
+GET  /scenario           {"scenario": current, "scenarios": {name: description}}
+POST /scenario/<name>    switch scenario at run time
+GET  /                   a short index
+
+A scrape and a tick never interleave (one lock), so a scrape never sees a
+request counted without its latency or tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+
+from provision.simulate import SCENARIOS, TICK_SECONDS, Simulator
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - the base class's signature
+        pass
+
+
+class SimulatorServer:
+    """HTTP exporter plus a ticker thread that advances the simulator to the wall clock."""
+
+    def __init__(self, simulator: Simulator, registry: CollectorRegistry, *, host: str, port: int, clock=time.time):
+        self.simulator = simulator
+        self.registry = registry
+        self.lock = threading.Lock()
+        self._clock = clock
+        self._stop = threading.Event()
+        self._httpd = make_server(host, port, self._app, server_class=_Server, handler_class=_QuietHandler)
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def port(self) -> int:
+        return self._httpd.server_port
+
+    @property
+    def address(self) -> str:
+        """host:port, as a scrape target names it."""
+        return f"{self._httpd.server_address[0]}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}"
+
+    def start(self) -> "SimulatorServer":
+        self._threads = [
+            threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True,
+                             name="simulate-http"),
+            threading.Thread(target=self._tick_forever, daemon=True, name="simulate-clock"),
+        ]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._threads:  # shutdown() waits for serve_forever, which only runs once started
+            self._httpd.shutdown()
+        self._httpd.server_close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._threads = []
+
+    def set_scenario(self, name: str) -> None:
+        with self.lock:
+            self.simulator.set_scenario(name)
+
+    def cycle_scenario(self) -> str:
+        """Switch to the next scenario in SCENARIOS order (SIGUSR1)."""
+        names = list(SCENARIOS)
+        with self.lock:
+            following = names[(names.index(self.simulator.scenario) + 1) % len(names)]
+            self.simulator.set_scenario(following)
+        return following
+
+    def _tick_forever(self) -> None:
+        while not self._stop.is_set():
+            with self.lock:
+                self.simulator.advance(self._clock())
+                due = self.simulator.now + TICK_SECONDS
+            self._stop.wait(max(0.0, due - self._clock()))
+
+    # -- HTTP ----------------------------------------------------------------
+
+    def _app(self, environ, start_response):
+        path, method = environ.get("PATH_INFO", "/"), environ.get("REQUEST_METHOD", "GET")
+        if path == "/metrics":
+            encoder, content_type = choose_encoder(environ.get("HTTP_ACCEPT", ""))
+            with self.lock:
+                body = encoder(self.registry)
+            return _respond(start_response, "200 OK", body, content_type)
+        if path == "/scenario" and method == "GET":
+            return self._json(start_response, "200 OK", self._state())
+        if path.startswith("/scenario/"):
+            if method != "POST":
+                return _respond(start_response, "405 Method Not Allowed", b"use POST\n", "text/plain", [("Allow", "POST")])
+            name = path.removeprefix("/scenario/")
+            if name not in SCENARIOS:
+                return self._json(start_response, "404 Not Found",
+                                  {"error": f"unknown scenario {name!r}", "scenarios": list(SCENARIOS)})
+            self.set_scenario(name)
+            return self._json(start_response, "200 OK", self._state())
+        if path == "/":
+            return _respond(start_response, "200 OK", self._index().encode(), "text/plain; charset=utf-8")
+        return _respond(start_response, "404 Not Found", b"not found: try /metrics or /scenario\n", "text/plain")
+
+    def _state(self) -> dict:
+        return {"scenario": self.simulator.scenario,
+                "scenarios": {name: description for name, (_, description) in SCENARIOS.items()}}
+
+    def _json(self, start_response, status: str, data: dict):
+        return _respond(start_response, status, (json.dumps(data, indent=2) + "\n").encode(), "application/json")
+
+    def _index(self) -> str:
+        lines = [f"relaywatch traffic simulator: scenario {self.simulator.scenario}", "",
+                 "GET  /metrics", "GET  /scenario", "POST /scenario/<name>:"]
+        lines += [f"  {name:<17} {description}" for name, (_, description) in SCENARIOS.items()]
+        return "\n".join(lines) + "\n"
+
+
+def _respond(start_response, status: str, body: bytes, content_type: str, headers=()):
+    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body))), *headers])
+    return [body]
