@@ -118,7 +118,8 @@ class Exposition:
 
     samples: dict[str, list[dict[str, str]]]  # sample name -> label sets
     types: dict[str, str]  # sample name -> family type
-    family_names: set[str]
+    families: dict[str, str]  # family name (counters without _total) -> type
+    empty: set[str]  # families declared (# TYPE) without any sample yet
 
 
 def parse(body: str, content_type: str, url: str) -> Exposition:
@@ -127,16 +128,18 @@ def parse(body: str, content_type: str, url: str) -> Exposition:
     if kind in ("text/html", "application/json") or stripped.startswith(("<", "{", "[")):
         raise Unusable(f"{url}: not a Prometheus exposition (Content-Type {kind or 'none'}); is this the metrics path?")
     parser = parse_openmetrics if kind == "application/openmetrics-text" else parse_text
-    exposition = Exposition({}, {}, set())
+    exposition = Exposition({}, {}, {}, set())
     try:
         for family in parser(body):
-            exposition.family_names.add(family.name)
+            exposition.families[family.name] = family.type
+            if not family.samples:
+                exposition.empty.add(family.name)
             for sample in family.samples:
                 exposition.samples.setdefault(sample.name, []).append(dict(sample.labels))
                 exposition.types[sample.name] = family.type
     except Exception as exc:  # the parsers raise ValueError, IndexError, ... on malformed input
         raise Unusable(f"{url}: not a Prometheus exposition: {_short(exc)}") from None
-    if stripped and not exposition.samples and not exposition.family_names:
+    if stripped and not exposition.samples and not exposition.families:
         raise Unusable(f"{url}: not a Prometheus exposition: no metric lines found")
     return exposition
 
@@ -170,10 +173,12 @@ def _check_role(exposition: Exposition, profile: Profile, role: str, latency_thr
     probe = selection.series + ("_bucket" if metric and metric.type == HISTOGRAM and selection.series == metric.name
                                 else "")
     found = exposition.samples.get(probe)
-    if found is None:
+    declared = metric.name.removesuffix("_total") if metric else None
+    if found is None and declared not in exposition.empty:
         return [Finding(role, shown, PROBLEM, "missing", f"missing{_near_miss(exposition, probe)}")]
+    found = found or []  # declared, no samples yet: how prometheus_client shows an unused labelled family
     findings = []
-    exposed = exposition.types.get(probe, "unknown")
+    exposed = exposition.types.get(probe) or exposition.families.get(declared, "unknown")
     if metric is not None:
         findings += _type_findings(role, shown, metric, exposed)
     missing = [label for label in _required_labels(profile, role, metric) if not any(s.get(label) for s in found)]

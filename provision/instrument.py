@@ -35,6 +35,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,7 +50,8 @@ from provision.recorder import ERROR, TIMEOUT, Recorder
 
 OTHER_MODEL = "other"
 DEFAULT_TIMEOUT = (5.0, 120.0)  # connect, read (seconds): long answers stream for a while
-_recorders: dict[tuple[int, str], Recorder] = {}
+# registry -> profile name -> Recorder; weak, so a dropped registry takes its recorders along.
+_recorders: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class StreamError(RuntimeError):
@@ -93,10 +95,10 @@ class GatewayMetrics:
         self.models = frozenset(DEFAULT_PRICING if models is None else models)
         # One set of collectors per registry and profile: a second GatewayMetrics
         # (another client, a reloaded module) shares them instead of failing.
-        key = (id(self.registry), profile.name)
-        if key not in _recorders:
-            _recorders[key] = Recorder(profile, self.registry)
-        self.recorder = _recorders[key]
+        per_profile = _recorders.setdefault(self.registry, {})
+        if profile.name not in per_profile:
+            per_profile[profile.name] = Recorder(profile, self.registry)
+        self.recorder = per_profile[profile.name]
 
     @classmethod
     def from_config(cls, path: str | None = None, *, registry: CollectorRegistry | None = None) -> "GatewayMetrics":

@@ -155,11 +155,15 @@ def _part(role: str, series: str, metric: Metric) -> str | None:
     return None
 
 
+# Kinds of fact one family may carry together: a histogram read for latency can count requests too.
+_COMPATIBLE_KINDS = ({"request"}, {"latency"}, {"request", "latency"}, {"tokens"}, {"inflight"})
+
+
 def _check_families(profile: Profile, reads: dict[str, Read]) -> None:
     latency = reads.get(LATENCY)
     kinds: dict[str, set[str]] = {}
     for read in reads.values():
-        kinds.setdefault(read.metric.name, set()).add("request" if read.role == LATENCY else _kind(read.role))
+        kinds.setdefault(read.metric.name, set()).add(_kind(read.role))
         if read.part == "count" and (latency is None or latency.metric.name != read.metric.name):
             raise ProfileShapeError(
                 f"profile {profile.name}: role {read.role} counts requests with {read.metric.name}_count, "
@@ -177,10 +181,10 @@ def _check_families(profile: Profile, reads: dict[str, Read]) -> None:
                     f"{read.metric.name} does not declare"
                 )
     for family, found in sorted(kinds.items()):
-        if len(found) > 1:
+        if found not in _COMPATIBLE_KINDS:
             raise ProfileShapeError(
                 f"profile {profile.name}: {family} is read as {' and as '.join(sorted(found))}; "
-                "one family can only carry one kind of fact"
+                "one family cannot carry both"
             )
 
 
@@ -264,7 +268,7 @@ class Recorder:
                 inside = [r for r in reads if r.role in members]
                 if inside:
                     outside = [r for r in reads if r.role not in members]
-                    writes.append(self._write(family, inside, outside, status))
+                    writes.append(self._write(family, inside, outside, status, strict=status in STANDARD_STATUSES))
             self._plans[key] = tuple(writes)
         return self._plans[key]
 
@@ -276,21 +280,28 @@ class Recorder:
                 self._plans[key] = ()
             else:
                 others = [r for r in self.reads.values() if r.metric.name == read.metric.name and r.role != role]
-                self._plans[key] = (self._write(read.metric.name, [read], others, None),)
+                self._plans[key] = (self._write(read.metric.name, [read], others, None, strict=True),)
         return self._plans[key]
 
     def _gauge_write(self) -> _Write:
         read = self.reads[INFLIGHT]
-        return self._write(read.metric.name, [read], [], None)
+        return self._write(read.metric.name, [read], [], None, strict=True)
 
-    def _write(self, family: str, inside: list[Read], outside: list[Read], status: str | None) -> _Write:
+    def _write(self, family: str, inside: list[Read], outside: list[Read], status: str | None, *,
+               strict: bool) -> _Write:
+        """The write of one fact on one family. `strict`: it must stay out of every `outside` role."""
         metric, labels, _ = self._families[family]
-        values = self._solve(labels, inside, outside, status)
+        values, overlap = self._solve(labels, inside, outside, status)
+        roles = ", ".join(r.role for r in inside)
         if values is None:
-            roles = ", ".join(r.role for r in inside)
             raise ProfileShapeError(
                 f"profile {self.profile.name}: no label values of {family} put a request with status "
                 f"{status} into {roles}"
+            )
+        if strict and overlap:
+            raise ProfileShapeError(
+                f"profile {self.profile.name}: a request with status {status} cannot be written into {roles} of "
+                f"{family} without also matching {', '.join(overlap)}"
             )
         model = self.profile.model_label
         model_index = labels.index(model) if model in labels else None
@@ -298,23 +309,23 @@ class Recorder:
 
     def _solve(
         self, labels: tuple[str, ...], inside: list[Read], outside: list[Read], status: str | None
-    ) -> tuple[str, ...] | None:
-        """Label values meeting every matcher of `inside`, meeting as few `outside` roles as possible."""
+    ) -> tuple[tuple[str, ...] | None, list[str]]:
+        """Label values meeting every matcher of `inside` and as few `outside` roles as possible,
+        with the outside roles they still meet."""
         free = [label for label in labels if label != self.profile.model_label]
-        options = [self._options(label, status) for label in free]
-        best, best_score = None, None
-        for combo in itertools.product(*options):
+        best, best_overlap = None, []
+        for combo in itertools.product(*(self._options(label, status) for label in free)):
             value_of = dict(zip(free, combo))
             if not all(_holds(r.matchers, value_of) for r in inside):
                 continue
-            score = sum(_holds(r.matchers, value_of) for r in outside)
-            if best_score is None or score < best_score:
-                best, best_score = value_of, score
-                if score == 0:
+            overlap = [r.role for r in outside if _holds(r.matchers, value_of)]
+            if best is None or len(overlap) < len(best_overlap):
+                best, best_overlap = value_of, overlap
+                if not overlap:
                     break
         if best is None:
-            return None
-        return tuple(best.get(label, "") for label in labels)
+            return None, []
+        return tuple(best.get(label, "") for label in labels), best_overlap
 
     def _options(self, label: str, status: str | None) -> list[str]:
         known = self._candidates.get(label, [])
@@ -332,10 +343,13 @@ class Recorder:
             child.inc(increment)
 
     def _child(self, write: _Write, model: str):
+        collector = self._families[write.family][2]
+        if not write.values:
+            return collector  # a family without labels is its own only series
         values = list(write.values)
         if write.model_index is not None:
             values[write.model_index] = model
-        return self._families[write.family][2].labels(*values)
+        return collector.labels(*values)
 
 
 def _holds(matchers: tuple[Matcher, ...], value_of: dict[str, str]) -> bool:
@@ -361,7 +375,7 @@ def _examples(matcher: Matcher) -> list[str]:
         return [matcher.value]
     out = []
     for alternative in _alternatives(matcher.value):
-        for guess in (re.sub(r"\\(.)", r"\1", alternative), alternative.replace(".", "0")):
+        for guess in (alternative.replace(".", "0"), re.sub(r"\\(.)", r"\1", alternative)):
             if Matcher(matcher.label, "=~", matcher.value).matches(guess) and guess not in out:
                 out.append(guess)
     return out
