@@ -224,6 +224,17 @@ class Recorder:
                 for write in self._token_plan(TOKEN_ROLES[token_type]):
                     self._apply(write, model, observed=amount, increment=amount)
 
+    def status_label_value(self, status: str) -> str | None:
+        """The value the request series' status label gets for this status (None: no such label)."""
+        read, label = self.reads.get(REQUESTS), self.profile.status_label
+        if read is None or label is None:
+            return None
+        _, labels, _ = self._families[read.metric.name]
+        for write in self._request_plan(status):
+            if write.family == read.metric.name and label in labels:
+                return write.values[labels.index(label)]
+        return None
+
     @property
     def tracks_in_flight(self) -> bool:
         return self._inflight is not None

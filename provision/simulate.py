@@ -286,7 +286,8 @@ def _status_latency_cdf(traffic: Traffic, model: ModelTraffic, shape: Shape, sta
 
 # -- the simulator ---------------------------------------------------------------
 
-_STEPS = ((math.sqrt(5) - 1) / 2, math.sqrt(2) - 1, math.sqrt(3) - 1)  # one stream each: latency, prompt, completion
+# One low-discrepancy stream each: latency, prompt tokens, completion tokens, start within the tick, arrivals.
+_STEPS = ((math.sqrt(5) - 1) / 2, math.sqrt(2) - 1, math.sqrt(3) - 1, math.sqrt(7) - 2, math.sqrt(11) - 3)
 
 
 @dataclass
@@ -294,7 +295,8 @@ class _ModelState:
     """Per-model generators: a seeded RNG (poisson) or low-discrepancy sequences (steady)."""
 
     rng: random.Random
-    owed: float = 0.0  # steady arrivals not yet started
+    expected: float = 0.0  # steady arrivals due so far
+    started: int = 0  # steady arrivals started so far
     deficit: dict[str, float] = field(default_factory=dict)  # steady status mix
     sequence: list[float] = field(default_factory=lambda: [0.0] * len(_STEPS))
 
@@ -385,14 +387,18 @@ class Simulator:
 
     def _arrivals(self, state: _ModelState, expected: float) -> int:
         if self._steady():
-            state.owed += expected
-            count = int(state.owed)
-            state.owed -= count
+            # Start whatever brings the count to floor(due + u), u quasi-random: never more than one
+            # request off the exact count, yet not periodic, so scrapes do not alias with arrivals.
+            state.expected += expected
+            count = max(0, math.floor(state.expected + state.uniform(4)) - state.started)
+            state.started += count
             return count
         return _poisson(state.rng, expected)
 
     def _spread(self, state: _ModelState, index: int, count: int) -> float:
-        return (index + 0.5) / count if self._steady() else state.rng.random()
+        """Where in the tick a request starts: evenly spaced, shifted so that a scrape interval
+        that is a multiple of the arrival period does not always catch the same phase."""
+        return (index + state.uniform(3)) / count if self._steady() else state.rng.random()
 
     def _start(self, model: ModelTraffic, shape: Shape, state: _ModelState, begins: float) -> None:
         status = self._status(state, shape.shares())
