@@ -184,13 +184,17 @@ def settle(running: Running, evaluations: int = 2) -> None:
         return [t for t in targets if t["health"] == "up"]
 
     target = wait_until(scraped, "the first scrape of the simulator")[0]
-    after = _timestamp(target["lastScrape"]) + evaluations * RULE_INTERVAL
+    wait_evaluated(prometheus, _timestamp(target["lastScrape"]) + evaluations * RULE_INTERVAL)
+
+
+def wait_evaluated(prometheus, after: float) -> None:
+    """Wait until every rule group has been evaluated after the time `after`."""
 
     def evaluated():
         groups = prometheus.rule_groups()
         return groups and all(_timestamp(g["lastEvaluation"]) > after for g in groups)
 
-    wait_until(evaluated, f"{evaluations} rule evaluations after the first scrape")
+    wait_until(evaluated, "rule evaluations after the data arrived")
 
 
 def _timestamp(rfc3339: str) -> float:
