@@ -201,11 +201,9 @@ def simulate(config_path, host, port, scenario, seed, arrivals, history, history
     Switch scenario at run time with `curl -X POST http://HOST:PORT/scenario/NAME`, or
     SIGUSR1 for the next one; SIGHUP reloads the simulate: section of the config.
     """
-    import signal
-    import threading
     import time
 
-    from provision.exporter import SimulatorServer
+    from provision.exporter import SimulatorServer, run_until_stopped
     from provision.history import history as simulated_history
     from provision.history import write_history
     from provision.scrape import clashing_targets, default_target, job_name
@@ -234,12 +232,11 @@ def simulate(config_path, host, port, scenario, seed, arrivals, history, history
         write_history(text, Path(history_file))
         click.echo(f"wrote {history} of history to {history_file}; before starting Prometheus run: "
                    f"promtool tsdb create-blocks-from openmetrics {history_file} <prometheus data dir>")
-    stopped = threading.Event()
 
-    def cycle(*_):
+    def cycle():
         click.echo(f"scenario: {server.cycle_scenario()}")
 
-    def reload(*_):
+    def reload():
         try:
             traffic = traffic_from_config(load_config(config_path, overrides=overrides))
         except ConfigError as exc:
@@ -249,17 +246,11 @@ def simulate(config_path, host, port, scenario, seed, arrivals, history, history
             simulator.set_traffic(traffic)
         click.echo("reloaded the simulate: section")
 
-    signal.signal(signal.SIGUSR1, cycle)
-    signal.signal(signal.SIGHUP, reload)
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     server.start()
     click.echo(f"serving {profile.name} metrics on {server.url}/metrics (scenario {simulator.scenario}); "
                f"switch with: curl -X POST {server.url}/scenario/<{'|'.join(SCENARIOS)}>; Ctrl-C stops")
     try:
-        while not stopped.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
+        run_until_stopped(on_usr1=cycle, on_hup=reload)
     finally:
         server.stop()
 
@@ -339,40 +330,37 @@ def check_metrics_command(url, config_path, timeout, output) -> None:
 @click.option("--history", default="1h", show_default=True, metavar="DURATION",
               help="Simulated past traffic backfilled before Prometheus starts.")
 @click.option("--scenario", type=_scenario_choice(), default=None, help="Scenario at start (default: simulate.scenario).")
+@click.option("--simulator-port", type=click.IntRange(1, 65535), default=None,
+              help="The simulator's port (default: simulate.port, 9464).")
 @click.option("--prometheus", "prometheus_binary", default="prometheus", show_default=True)
 @click.option("--promtool", default="promtool", show_default=True)
 @handle_errors
-def demo(config_path, port, history, scenario, prometheus_binary, promtool) -> None:
+def demo(config_path, port, history, scenario, simulator_port, prometheus_binary, promtool) -> None:
     """Run Prometheus and the simulator locally with the generated rules; Ctrl-C stops both."""
     import shutil
-    import signal
     import tempfile
-    import threading
 
+    from provision.exporter import run_until_stopped
     from provision.history import BackfillError
     from provision.prometheus_server import PrometheusError
     from provision.stack import LocalStack
 
-    config = load_config(config_path)
+    config = load_config(config_path, overrides={"simulate.port": simulator_port} if simulator_port else None)
     past = _history_seconds(history, "--history")
     profile = _recordable(config)
     result = build_stage.build(config)
     build_dir = config.path("build")
     build_stage.write(result, build_dir)
+    _port_free("127.0.0.1", port, "Prometheus (--port)")
     workdir = Path(tempfile.mkdtemp(prefix="relaywatch-demo-"))
     stack = LocalStack(config, profile, rules_dir=build_dir / "rules", workdir=workdir, listen=f"127.0.0.1:{port}",
                        history_seconds=past, scenario=scenario, prometheus=prometheus_binary, promtool=promtool)
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     try:
-        _port_free("127.0.0.1", port, "Prometheus (--port)")
         stack.start()
         _demo_banner(config, stack, build_dir)
-        while not stopped.wait(1.0):
-            if stack.prometheus._process is None or stack.prometheus._process.poll() is not None:
-                raise Failure(f"error: prometheus stopped; see {stack.prometheus.log_file}", EXIT_PROBLEMS)
-    except KeyboardInterrupt:
-        pass
+        run_until_stopped(alive=lambda: stack.prometheus.running)
+        if not stack.prometheus.running:
+            raise Failure(f"error: prometheus stopped: {stack.prometheus.last_log_line()}", EXIT_PROBLEMS)
     except OSError as exc:
         raise Failure(f"error: cannot listen on {stack.host}:{stack.simulator_port}: {exc.strerror or exc}",
                       EXIT_USAGE) from None
@@ -388,6 +376,7 @@ def _port_free(host: str, port: int, what: str) -> None:
     import socket
 
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is no clash
         try:
             probe.bind((host, port))
         except OSError:

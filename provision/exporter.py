@@ -12,8 +12,10 @@ request counted without its latency or tokens.
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
+from collections.abc import Callable
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -136,3 +138,25 @@ class SimulatorServer:
 def _respond(start_response, status: str, body: bytes, content_type: str, headers=()):
     start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body))), *headers])
     return [body]
+
+
+def run_until_stopped(
+    *,
+    on_usr1: Callable[[], None] | None = None,
+    on_hup: Callable[[], None] | None = None,
+    alive: Callable[[], bool] = lambda: True,
+) -> None:
+    """Block until Ctrl-C, SIGTERM or `alive()` turning false; SIGUSR1 and SIGHUP call their handlers."""
+    stopped = threading.Event()
+    # Also SIGINT explicitly: a process started in the background inherits it ignored.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, lambda *_: stopped.set())
+    if on_usr1:
+        signal.signal(signal.SIGUSR1, lambda *_: on_usr1())
+    if on_hup:
+        signal.signal(signal.SIGHUP, lambda *_: on_hup())
+    try:
+        while not stopped.wait(0.5) and alive():
+            pass
+    except KeyboardInterrupt:
+        pass

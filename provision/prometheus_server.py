@@ -43,6 +43,10 @@ class PrometheusServer:
     def url(self) -> str:
         return f"http://{self.listen}"
 
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
     def start(self, timeout: float = READY_TIMEOUT_SECONDS) -> "PrometheusServer":
         command = [
             self.binary,
@@ -62,12 +66,12 @@ class PrometheusServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise PrometheusError(f"prometheus exited with code {self._process.returncode}: {self._last_log_line()}")
+                raise PrometheusError(f"prometheus exited with code {self._process.returncode}: {self.last_log_line()}")
             if self._ready():
                 return self
             time.sleep(0.2)
         self.stop()
-        raise PrometheusError(f"prometheus on {self.listen} was not ready within {timeout:g}s: {self._last_log_line()}")
+        raise PrometheusError(f"prometheus on {self.listen} was not ready within {timeout:g}s: {self.last_log_line()}")
 
     def stop(self) -> None:
         process, self._process = self._process, None
@@ -120,7 +124,7 @@ class PrometheusServer:
         except requests.RequestException:
             return False
 
-    def _last_log_line(self) -> str:
+    def last_log_line(self) -> str:
         try:
             lines = self.log_file.read_text(encoding="utf-8", errors="replace").strip().splitlines()
         except OSError:
