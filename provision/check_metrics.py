@@ -194,7 +194,8 @@ def _check_role(exposition: Exposition, profile: Profile, role: str, latency_thr
     if metric is not None and metric.type == HISTOGRAM and probe.endswith("_bucket"):
         findings += _bucket_findings(profile, role, shown, metric, found, latency_threshold)
     if not any(f.severity in (PROBLEM, WARNING) for f in findings):
-        findings.insert(0, Finding(role, shown, OK, "present", f"{exposed}, {len(matching)} series"))
+        series = {tuple(sorted((k, v) for k, v in s.items() if k != "le")) for s in matching}
+        findings.insert(0, Finding(role, shown, OK, "present", f"{exposed}, {len(series)} series"))
     return findings
 
 

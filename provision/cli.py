@@ -147,18 +147,20 @@ def profiles(config_path: str | None) -> None:
 
 
 def _profile(config: Config):
-    from provision.definitions import make_context
+    from provision.profiles import get_profile
 
-    return make_context(config).profile
+    return get_profile(config.profile, config.data.get("custom_profile"))
 
 
 def _recordable(config: Config):
     """The active profile, refused in one line when the simulator cannot write its shape."""
-    from provision.recorder import ProfileShapeError, profile_reads
+    from prometheus_client import CollectorRegistry
+
+    from provision.recorder import ProfileShapeError, Recorder
 
     profile = _profile(config)
     try:
-        profile_reads(profile)
+        Recorder(profile, CollectorRegistry())
     except ProfileShapeError as exc:
         raise Failure(f"{config.name()}: profile: {exc}", EXIT_USAGE) from None
     return profile
@@ -191,7 +193,8 @@ def _scenario_choice():
 @click.option("--arrivals", type=click.Choice(["poisson", "steady"]), default=None,
               help="poisson: random like real traffic; steady: exact rates and shares.")
 @click.option("--history", default=None, metavar="DURATION",
-              help="First simulate this much past traffic (e.g. 1h) and write it to --history-file.")
+              help="First simulate this much past traffic (e.g. 1h) and write it to --history-file, labelled "
+                   "job=<selector.job> instance=HOST:PORT as the scrape will label it.")
 @click.option("--history-file", type=click.Path(dir_okay=False), default=None,
               help="OpenMetrics file for `promtool tsdb create-blocks-from openmetrics`.")
 @handle_errors

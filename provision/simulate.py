@@ -249,7 +249,7 @@ class Expectation:
         return cdf / weight if weight else 0.0
 
     def latency_quantile(self, q: float, models=None) -> float:
-        low, high = 0.0, self.traffic.timeout_seconds * 2
+        low, high = 0.0, 1e4
         for _ in range(100):
             middle = (low + high) / 2
             low, high = (middle, high) if self.latency_cdf(middle, models) < q else (low, middle)

@@ -238,3 +238,21 @@ def test_cli_simulate_refuses_prometheus_port():
     result = CliRunner().invoke(main, ["simulate", "--port", "9090"])
     assert result.exit_code == 2
     assert "127.0.0.1:9090 is Prometheus's own port" in result.output
+
+
+def test_a_profile_the_simulator_cannot_write_is_refused_in_one_line(tmp_path, monkeypatch):
+    import dataclasses
+
+    from provision import profiles
+    from provision.contract import REQUESTS, Selection
+
+    broken = dataclasses.replace(HOLYSHEEP, name="broken",
+                                 roles={**HOLYSHEEP.roles, REQUESTS: Selection("holysheep_active_requests")})
+    monkeypatch.setitem(profiles.BUILTIN, "broken", broken)
+    config = tmp_path / "relaywatch.yaml"
+    config.write_text("profile: broken\n")
+    result = CliRunner().invoke(main, ["simulate", "--config", str(config)])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        f"{config}: profile: profile broken: role requests reads holysheep_active_requests (a gauge); relaywatch "
+        "can only write a counter's _total or the latency histogram's _count for it")
