@@ -19,13 +19,18 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-## build: generate dashboards and rules into build/, then validate them
+## build: generate dashboards and rules into build/, then validate and lint them
 build: $(STAMP)
 	$(PROVISION) build $(CONFIG_FLAG)
 
 ## validate: re-check what is in build/
 validate: $(STAMP)
 	$(PROVISION) validate $(CONFIG_FLAG)
+
+## lint: build the definitions, then lint the output (checks in docs/lint.md; `make build` lints too)
+lint: $(STAMP)
+	$(PROVISION) build --no-validate $(CONFIG_FLAG)
+	$(PROVISION) lint $(CONFIG_FLAG)
 
 ## test: the test suite (promtool tests skip without promtool unless REQUIRE_PROMTOOL=1)
 test: $(STAMP)
@@ -44,3 +49,13 @@ demo: $(STAMP)
 
 clean:
 	rm -rf build
+
+.PHONY: push diff
+
+## push: build, validate, then push to Grafana (GRAFANA_URL, GRAFANA_TOKEN; PUSH_FLAGS="--prune" or "--dry-run")
+push: $(STAMP)
+	$(PROVISION) push $(CONFIG_FLAG) $(PUSH_FLAGS)
+
+## diff: what push would change in Grafana, with a unified diff per dashboard (DIFF_FLAGS="--exit-code")
+diff: $(STAMP)
+	$(PROVISION) diff $(CONFIG_FLAG) $(DIFF_FLAGS)

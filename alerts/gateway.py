@@ -79,11 +79,7 @@ def rule_groups(ctx):
                         f"{a['traffic_stopped']['lookback']}.",
         ),
     ]
-    groups = [RuleGroup("llm-gateway-alerts", "llm-gateway-alerts", tuple(rules))]
-    budget = ctx.setting("cost.monthly_budget_usd")
-    if budget:
-        groups.append(RuleGroup("llm-gateway-cost-alerts", "llm-gateway-alerts", (spend_over_budget(ctx, budget),)))
-    return groups
+    return [RuleGroup("llm-gateway-alerts", "llm-gateway-alerts", tuple(rules))]
 
 
 def metrics_absent(ctx):
@@ -102,16 +98,3 @@ def metrics_absent(ctx):
                     "the exporter is not scraped, not running, or its metric names changed.",
     )
 
-
-def spend_over_budget(ctx, budget):
-    seconds_per_month = 30 * 24 * 3600
-    pace = ctx.recorded(f"sum({ctx.names.spend}) * {seconds_per_month}", "prompt_tokens", "completion_tokens")
-    return AlertRule(
-        name="LLMGatewaySpendOverBudget",
-        condition=Condition(pace, ">", budget),
-        for_=ctx.config.alerts["spend_over_budget"]["for"],
-        severity="warning",
-        summary="LLM spend is on pace to exceed the monthly budget.",
-        description=f"At the current rate the gateway would spend {{{{ $value | printf \"%.0f\" }}}} USD in 30 days; "
-                    f"the budget is {budget:g} USD.",
-    )

@@ -17,6 +17,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from provision.promql import duration_seconds
+
 DEFAULT_CONFIG_NAME = "relaywatch.yaml"
 
 # The source document's price table, USD per million tokens.
@@ -30,15 +32,47 @@ DEFAULT_PRICING: dict[str, dict[str, float]] = {
 DEFAULTS: dict[str, Any] = {
     "profile": "holysheep",
     "custom_profile": None,
+    "profile_options": {},
     "selector": {},
     "scrape_interval": "15s",
-    "rules": {"interval": "30s", "window": "5m", "target": "files"},
+    "rules": {
+        "interval": "30s",
+        "window": "5m",
+        "target": "files",
+        "files": {"directory": "/etc/prometheus/rules/relaywatch"},
+        "grafana": {
+            "interval": None,
+            "no_data_state": "OK",
+            "exec_err_state": "Error",
+            "missing_series_evals_to_resolve": 1,
+            "editable_in_ui": False,
+            "overrides": {},
+        },
+        "ruler": {"datasource_uid": None, "namespace": "relaywatch", "subtype": "mimir"},
+        "kubernetes": {
+            "enabled": False,
+            "namespace": "monitoring",
+            "name_prefix": "relaywatch-",
+            "labels": {"app.kubernetes.io/managed-by": "relaywatch"},
+            "dashboards": True,
+            "dashboard_labels": {"grafana_dashboard": "1"},
+            "folder_annotation": "grafana_folder",
+        },
+        "provisioning": {
+            "enabled": False,
+            "dashboards_path": "/var/lib/grafana/dashboards/relaywatch",
+            "allow_ui_updates": False,
+            "disable_deletion": False,
+        },
+    },
     "grafana": {
         "url": "http://localhost:3000",
         "managed_tag": "relaywatch",
         "concurrency": 4,
         "timeout": {"connect": 5.0, "read": 30.0},
         "retries": 4,
+        "backoff": {"initial": 0.5, "max": 30.0},
+        "org_id": None,
         "folder": {"uid": "relaywatch", "title": "LLM Gateway", "parent_uid": None},
         "datasource": {
             "uid": "prometheus",
@@ -64,10 +98,11 @@ DEFAULTS: dict[str, Any] = {
         "metrics_absent": {"for": "5m"},
         "target_down": {"for": "5m", "lookback": "6h"},
         "traffic_stopped": {"for": "5m", "lookback": "1h"},
-        "spend_over_budget": {"for": "30m"},
+        "spend_over_budget": {"for": "30m", "window": "6h"},
+        "token_spike": {"factor": 5.0, "min_tokens_per_second": 100.0, "baseline": "3h", "for": "5m"},
     },
     "pricing": DEFAULT_PRICING,
-    "cost": {"monthly_budget_usd": None},
+    "cost": {"monthly_budget_usd": None, "timezone": "utc"},
     "paths": {
         "dashboards": "dashboards",
         "alerts": "alerts",
@@ -225,11 +260,39 @@ def _consistency_problems(data: dict[str, Any]) -> list[str]:
             "alerts.error_ratio: warning threshold "
             f"{ratio['warning']} is above the critical threshold {ratio['critical']}"
         )
+    spike, window = data["alerts"]["token_spike"], data["rules"]["window"]
+    if duration_seconds(spike["baseline"]) <= duration_seconds(window):
+        problems.append(f"alerts.token_spike.baseline: {spike['baseline']} must be longer than rules.window "
+                        f"({window}), the rate it compares against its baseline")
+    folder = data["grafana"]["folder"]
+    if folder["uid"] == "general":
+        problems.append("grafana.folder.uid: 'general' is reserved for Grafana's root folder; pick another uid")
+    if folder.get("parent_uid") == folder["uid"]:
+        problems.append("grafana.folder.parent_uid: a folder cannot be its own parent")
     targets = data["rules"]["target"]
     for target in [targets] if isinstance(targets, str) else targets:
         if target not in RULE_TARGETS:
             problems.append(f"rules.target: unknown target {target!r}; expected one of {', '.join(RULE_TARGETS)}")
+    problems += _rule_delivery_problems(data["rules"])
     return problems
+
+
+def _rule_delivery_problems(rules: dict[str, Any]) -> list[str]:
+    problems = []
+    if rules["ruler"]["subtype"] == "loki":
+        problems.append("rules.ruler.subtype: 'loki' cannot run relaywatch's rules: they are PromQL over Prometheus "
+                        "metrics and a Loki ruler evaluates LogQL; use mimir or cortex")
+    interval = rules["grafana"]["interval"]
+    if interval and (duration_seconds(interval) % 10 or duration_seconds(interval) < 10):
+        problems.append(f"rules.grafana.interval: {interval} is not a multiple of 10s, "
+                        "the step of Grafana's alert scheduler")
+    return problems
+
+
+def rule_targets(config: "Config") -> tuple[str, ...]:
+    """rules.target as a tuple, whether the file gave one target or a list."""
+    targets = config.rules["target"]
+    return (targets,) if isinstance(targets, str) else tuple(targets)
 
 
 RULE_TARGETS = ("files", "grafana", "ruler")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Canonical labels of recorded series.
 JOB = "job"
@@ -41,6 +41,9 @@ PROMPT_TOKENS = "prompt_tokens"
 COMPLETION_TOKENS = "completion_tokens"
 INFLIGHT = "inflight"  # in-flight requests, a gauge
 
+# Not a role of the profile but of the config: spend needs a non-empty price table.
+PRICING = "pricing"
+
 OUTCOME_ROLES = (SUCCEEDED, FAILED, RATE_LIMITED, UNAUTHORIZED)
 ALL_ROLES = (
     REQUESTS,
@@ -51,6 +54,20 @@ ALL_ROLES = (
     COMPLETION_TOKENS,
     INFLIGHT,
 )
+
+# What each role means, for `provision profiles`, notices and docs.
+ROLE_DESCRIPTIONS = {
+    REQUESTS: "all requests (a counter, or a histogram's _count)",
+    SUCCEEDED: "requests answered successfully",
+    FAILED: "failed requests: server errors, timeouts, client-side errors",
+    RATE_LIMITED: "requests refused as rate limited (HTTP 429)",
+    UNAUTHORIZED: "requests refused as unauthorized (HTTP 401)",
+    STATUS_BREAKDOWN: "a status label on the request counter",
+    LATENCY: "end-to-end latency histogram in seconds",
+    PROMPT_TOKENS: "prompt (input) tokens",
+    COMPLETION_TOKENS: "completion (output) tokens",
+    INFLIGHT: "requests in progress (a gauge)",
+}
 
 COUNTER, HISTOGRAM, GAUGE = "counter", "histogram", "gauge"
 
@@ -90,6 +107,12 @@ class Selection:
 
     series: str
     matchers: tuple[Matcher, ...] = ()
+    # Further series of the same kind summed with `series`, e.g. vLLM's running
+    # and waiting requests, which together are what the gateway has in flight.
+    plus: tuple[str, ...] = ()
+
+    def names(self) -> tuple[str, ...]:
+        return (self.series, *self.plus)
 
 
 @dataclass(frozen=True)
@@ -118,9 +141,14 @@ class Profile:
     metrics: tuple[Metric, ...]
     roles: dict[str, Selection]
     status_label: str | None = None
+    # The status a request has when it carries no status label at all (OTel
+    # puts error_type on failures only), shown as this value in breakdowns.
+    status_when_absent: str | None = None
     latency_buckets: tuple[float, ...] = ()
     source: str = ""  # where the names were checked
     notes: tuple[str, ...] = ()
+    # Why the gateway cannot provide a role it lacks: role -> reason.
+    lacks: dict[str, str] = field(default_factory=dict)
 
     def has(self, role: str) -> bool:
         if role == STATUS_BREAKDOWN:
@@ -145,6 +173,10 @@ class Profile:
 
     def series_names(self) -> set[str]:
         return {name for metric in self.metrics for name in metric.series_names()}
+
+    def why_missing(self, role: str) -> str:
+        """One sentence on why this profile has no `role`."""
+        return self.lacks.get(role) or f"{self.title} exports no {ROLE_DESCRIPTIONS.get(role, role)}"
 
     def canonical_labels(self) -> dict[str, str]:
         """Canonical label -> this profile's raw label, for labels that differ."""

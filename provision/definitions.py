@@ -16,10 +16,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from provision.config import Config
+from provision.config import Config, ConfigError
 from provision.contract import JOB, MODEL, Matcher, Profile
+from provision.cost import CostQueries
 from provision.panels import DashboardSpec, Link, RowSpec, Variable, datasource_variable, label_variable
-from provision.profiles import get_profile
+from provision.profiles import ProfileError, UnknownProfile, get_profile
 from provision.queries import PanelQueries
 from provision.recording import RecordedNames, Recordings
 from provision.rules import Query
@@ -42,7 +43,14 @@ class Context:
 
     def panel_queries(self, *, raw: bool = False) -> PanelQueries:
         """Queries over recorded series, or over the profile's raw series when `raw`."""
-        return PanelQueries(self.profile, self.names, selector=self.config.selector, raw=raw)
+        return PanelQueries(self.profile, self.names, selector=self.config.selector, raw=raw,
+                            priced=bool(self.config.pricing))
+
+    def cost_queries(self, *, dashboard: bool = True) -> CostQueries:
+        """Spend queries; on a dashboard they follow the job and model variables."""
+        filters = (Matcher(JOB, "=~", "$job"), Matcher(MODEL, "=~", "$model")) if dashboard else ()
+        return CostQueries(self.profile, self.names, priced=bool(self.config.pricing),
+                           interval=self.config.rules["interval"], filters=filters)
 
     def variables(self, *, raw: bool = False) -> tuple[Variable, ...]:
         queries = self.panel_queries(raw=raw)
@@ -71,8 +79,15 @@ class Context:
         rows: Iterable[RowSpec],
         links: Iterable[Link] = (),
         raw: bool = False,
+        timezone: str | None = None,
+        time_from: str | None = None,
+        refresh: str | None = None,
     ) -> DashboardSpec:
-        """A dashboard with the standard variables, tags, refresh and time range."""
+        """A dashboard with the standard variables, tags, refresh and time range.
+
+        `timezone`, `time_from` and `refresh` override the dashboards.* settings, e.g.
+        so that "today" on a cost dashboard starts at midnight UTC like the bills.
+        """
         settings = self.config.section("dashboards")
         tags = (self.config.grafana["managed_tag"], *settings["tags"])
         return DashboardSpec(
@@ -83,9 +98,9 @@ class Context:
             variables=self.variables(raw=raw),
             tags=tuple(dict.fromkeys(tags)),
             links=tuple(links),
-            refresh=settings["refresh"],
-            time_from=settings["time_from"],
-            timezone=settings["timezone"],
+            refresh=refresh or settings["refresh"],
+            time_from=time_from or settings["time_from"],
+            timezone=timezone or settings["timezone"],
             notices=self.notices,
         )
 
@@ -109,7 +124,12 @@ class Context:
 
 
 def make_context(config: Config) -> Context:
-    profile = get_profile(config.profile, config.data.get("custom_profile"))
+    try:
+        profile = get_profile(config.profile, config.data)
+    except ProfileError as exc:
+        raise ConfigError([f"{config.name()}: {problem}" for problem in exc.problems]) from None
+    except UnknownProfile as exc:
+        raise ConfigError([f"{config.name()}: profile: {exc}"]) from None
     recordings = Recordings(
         profile,
         selector=config.selector,

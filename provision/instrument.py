@@ -104,11 +104,10 @@ class GatewayMetrics:
     def from_config(cls, path: str | None = None, *, registry: CollectorRegistry | None = None) -> "GatewayMetrics":
         """The profile and the price table's models of relaywatch.yaml."""
         from provision.config import load_config
-        from provision.profiles import get_profile
+        from provision.definitions import make_context
 
         config = load_config(path)
-        profile = get_profile(config.profile, config.data.get("custom_profile"))
-        return cls(profile, models=config.pricing, registry=registry)
+        return cls(make_context(config).profile, models=config.pricing, registry=registry)
 
     def model_label(self, model: str) -> str:
         """The model as recorded: one of the known models, else `other`."""

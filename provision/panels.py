@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import grafanalib.core as gl
 from grafanalib._gen import DashboardEncoder
 
-from provision.rules import Query
+from provision.rules import Query, unavailable_reason
 
 SCHEMA_VERSION = 39
 GRID_WIDTH = 24
@@ -48,6 +48,8 @@ class PanelSpec:
     thresholds: Thresholds | None = None
     links: tuple[Link, ...] = ()
     instant: bool = False
+    time_from: str | None = None  # panel relative time, e.g. now/d for "today so far"
+    no_value: str | None = None  # text shown when the query returns nothing
 
     def available_queries(self) -> tuple[Query, ...]:
         return tuple(q for q in self.queries if q.available)
@@ -121,21 +123,28 @@ def stat(
     height: int = 4,
     decimals: int | None = None,
     thresholds: Thresholds | None = None,
+    instant: bool = False,
+    time_from: str | None = None,
+    no_value: str | None = None,
 ) -> PanelSpec:
+    """A single number; `instant` for queries that aggregate over `$__range` themselves."""
     return PanelSpec("stat", title, description, unit, (query,), width, height, decimals=decimals,
-                     thresholds=thresholds)
+                     thresholds=thresholds, instant=instant, time_from=time_from, no_value=no_value)
 
 
-def piechart(title: str, query: Query, *, unit: str, description: str, width: int = 8, height: int = 8) -> PanelSpec:
-    return PanelSpec("piechart", title, description, unit, (query,), width, height, instant=True)
+def piechart(title: str, query: Query, *, unit: str, description: str, width: int = 8, height: int = 8,
+             decimals: int | None = None, time_from: str | None = None) -> PanelSpec:
+    return PanelSpec("piechart", title, description, unit, (query,), width, height, decimals=decimals, instant=True,
+                     time_from=time_from)
 
 
 def bargauge(
     title: str, *queries: Query, unit: str, description: str, width: int = 12, height: int = 8,
-    thresholds: Thresholds | None = None,
+    thresholds: Thresholds | None = None, decimals: int | None = None, time_from: str | None = None,
+    no_value: str | None = None,
 ) -> PanelSpec:
-    return PanelSpec("bargauge", title, description, unit, tuple(queries), width, height,
-                     thresholds=thresholds, instant=True)
+    return PanelSpec("bargauge", title, description, unit, tuple(queries), width, height, decimals=decimals,
+                     thresholds=thresholds, instant=True, time_from=time_from, no_value=no_value)
 
 
 def row(title: str, *panels: PanelSpec, repeat: str | None = None) -> RowSpec:
@@ -162,10 +171,13 @@ def drop_unavailable(spec: DashboardSpec) -> DashboardSpec:
         for panel in r.panels:
             if panel.available_queries():
                 kept.append(panel)
+                for query in panel.queries:
+                    if not query.available:
+                        spec.notices.append(f"dashboard {spec.uid}: panel {panel.title!r}: one of its queries "
+                                            f"left out: {unavailable_reason(query.missing)}")
             else:
                 spec.notices.append(
-                    f"dashboard {spec.uid}: panel {panel.title!r} left out: "
-                    f"the profile has no {', '.join(panel.missing())}"
+                    f"dashboard {spec.uid}: panel {panel.title!r} left out: {unavailable_reason(panel.missing())}"
                 )
         if kept:
             rows.append(RowSpec(r.title, tuple(kept), r.repeat))
@@ -316,6 +328,10 @@ def _modern_panel(panel: dict, spec: PanelSpec | None) -> dict:
         defaults.setdefault("custom", {})["thresholdsStyle"] = {"mode": "dashed"}
     if spec.links:
         defaults["links"] = [_data_link(link) for link in spec.links]
+    if spec.no_value is not None:
+        defaults["noValue"] = spec.no_value
+    if spec.time_from:
+        out["timeFrom"] = spec.time_from
     if spec.kind == "stat":
         out.setdefault("options", {})["colorMode"] = "value" if spec.thresholds else "none"
     return out

@@ -6,11 +6,16 @@ They only assemble text; the contract decides the names. Output is stable
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 
-from provision.contract import Matcher
+from provision.contract import Matcher, Selection, quote
 
 COMPARISONS = (">", ">=", "<", "<=", "==", "!=")
+REGEX_SPECIAL = set("\\.+*?()|[]{}^$")
+_DURATION_PART = re.compile(r"([0-9]+)(ms|s|m|h|d|w|y)")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000,
+                 "y": 31_536_000_000}
 
 
 def number(value: float) -> str:
@@ -23,6 +28,44 @@ def number(value: float) -> str:
 def selector(series: str, matchers: Iterable[Matcher] = ()) -> str:
     rendered = ", ".join(m.render() for m in matchers)
     return f"{series}{{{rendered}}}" if rendered else series
+
+
+def select(selection: Selection, extra: Iterable[Matcher] = (), suffix: str = "") -> str:
+    """The selector of a role's series narrowed by `extra` matchers.
+
+    A selection summing several series selects them by a `__name__` regex.
+    """
+    matchers = (*selection.matchers, *extra)
+    if not selection.plus:
+        return selector(selection.series + suffix, matchers)
+    names = "|".join(name + suffix for name in selection.names())
+    return "{" + ", ".join(m.render() for m in (Matcher("__name__", "=~", names), *matchers)) + "}"
+
+
+def regex_escape(value: str) -> str:
+    """A literal value inside a PromQL (RE2) regex."""
+    return "".join("\\" + char if char in REGEX_SPECIAL else char for char in value)
+
+
+def any_of(values: Iterable[str]) -> str:
+    """A regex matching exactly one of `values`."""
+    return "|".join(regex_escape(v) for v in values)
+
+
+def duration_seconds(duration: str) -> int:
+    """Seconds in a Prometheus duration such as 5m or 1h30m."""
+    parts = _DURATION_PART.findall(duration)
+    if not parts or "".join(n + u for n, u in parts) != duration:
+        raise ValueError(f"not a Prometheus duration: {duration!r}")
+    return sum(int(n) * _UNIT_MS[u] for n, u in parts) // 1000
+
+
+def duration(seconds: int) -> str:
+    """A Prometheus duration for whole seconds, in the largest unit that divides it: 600 -> 10m."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def rate(expr: str, window: str) -> str:
@@ -51,9 +94,14 @@ def rename_labels(expr: str, renames: dict[str, str]) -> str:
     return expr
 
 
-def status_class(expr: str, status_label: str, dst: str = "status_class") -> str:
-    """Add a `dst` label: 2xx/4xx/5xx for HTTP codes, the status itself otherwise."""
+def status_class(expr: str, status_label: str, dst: str = "status_class", absent: str | None = None) -> str:
+    """Add a `dst` label: 2xx/4xx/5xx for HTTP codes, the status itself otherwise.
+
+    `absent` names the class of series without a status label (OTel marks only failures).
+    """
     expr = copy_label(expr, dst, status_label)
+    if absent is not None:
+        expr = f'label_replace({expr}, "{dst}", {quote(absent)}, "{status_label}", "")'
     return f'label_replace({expr}, "{dst}", "${{1}}xx", "{status_label}", "([0-9])[0-9][0-9]")'
 
 

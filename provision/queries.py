@@ -19,6 +19,7 @@ from provision.contract import (
     LATENCY,
     LE,
     MODEL,
+    PRICING,
     RATE_LIMITED,
     REQUESTS,
     STATUS,
@@ -38,10 +39,12 @@ SECONDS_PER_HOUR = 3600
 
 
 class PanelQueries:
-    def __init__(self, profile: Profile, names: RecordedNames, *, selector: dict[str, str], raw: bool = False):
+    def __init__(self, profile: Profile, names: RecordedNames, *, selector: dict[str, str], raw: bool = False,
+                 priced: bool = True):
         self.profile = profile
         self.names = names
         self.raw = raw
+        self.priced = priced  # whether the price table has models, so spend is recorded
         self.selector = tuple(Matcher(k, "=", v) for k, v in sorted(selector.items()))
 
     # -- filters and labels --------------------------------------------------
@@ -64,9 +67,7 @@ class PanelQueries:
         return promql.selector(name, (*self._filters(), *extra))
 
     def _raw(self, role: str, suffix: str = "") -> str:
-        selection = self.profile.role(role)
-        matchers = (*selection.matchers, *self.selector, *self._filters())
-        return promql.selector(selection.series + suffix, matchers)
+        return promql.select(self.profile.role(role), (*self.selector, *self._filters()), suffix)
 
     def _by(self, by: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(self.label(c) for c in by)
@@ -82,8 +83,7 @@ class PanelQueries:
     def variable_source(self, *extra: Matcher) -> str:
         """The series the job and model variables list their values from."""
         if self.raw:
-            selection = self.profile.role(REQUESTS)
-            return promql.selector(selection.series, (*selection.matchers, *self.selector, *extra))
+            return promql.select(self.profile.role(REQUESTS), (*self.selector, *extra))
         return promql.selector(self.names.requests, extra)
 
     # -- traffic -------------------------------------------------------------
@@ -111,7 +111,8 @@ class PanelQueries:
             series = promql.rate(self._raw(REQUESTS), RATE_INTERVAL)
         else:
             series = self._recorded(self.names.requests_by_status)
-        expr = promql.sum_by((*self._by(by), STATUS_CLASS), promql.status_class(series, status))
+        classes = promql.status_class(series, status, absent=self.profile.status_when_absent)
+        expr = promql.sum_by((*self._by(by), STATUS_CLASS), classes)
         return Query(expr, legend=" ".join([self.legend(*by), "{{status_class}}"]).strip(),
                      requires=frozenset([STATUS_BREAKDOWN]))
 
@@ -188,7 +189,7 @@ class PanelQueries:
     def spend_per_hour(self, by: tuple[str, ...] = (MODEL,), legend: str | None = None) -> Query:
         """Estimated spend in USD per hour from the price table (recorded series only)."""
         roles = tuple(TOKEN_ROLES.values())
-        if missing := self._need(*roles):
+        if missing := self._need(*roles) or ((PRICING,) if not self.priced else ()):
             return Query.unavailable(missing)
         expr = f"{promql.sum_by(by, self._recorded_canonical(self.names.spend))} * {SECONDS_PER_HOUR}"
         return Query(expr, legend=self._canonical_legend(by) if legend is None else legend,

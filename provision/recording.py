@@ -90,12 +90,22 @@ class RecordedNames:
         return f"job_model_token_type:llm_tokens:{self._op}"
 
     @property
+    def model_tokens(self) -> str:
+        """Prompt plus completion tokens per (job, model)."""
+        return f"job_model:llm_tokens:{self._op}"
+
+    @property
     def price(self) -> str:
         return "model_token_type:llm_price_usd_per_token:config"
 
     @property
     def spend(self) -> str:
         return f"job_model_token_type:llm_spend_usd:{self._op}"
+
+    @property
+    def model_spend(self) -> str:
+        """Spend of prompt plus completion tokens per (job, model): half the series to integrate."""
+        return f"job_model:llm_spend_usd:{self._op}"
 
     @property
     def unpriced_tokens(self) -> str:
@@ -129,15 +139,27 @@ class Recordings:
 
     def raw(self, selection: Selection, suffix: str = "") -> str:
         """A raw selector for a role's series with the configured extra matchers."""
-        return promql.selector(selection.series + suffix, (*selection.matchers, *self.selector))
+        return promql.select(selection, self.selector, suffix)
 
     def _rate_by(self, role: str, by: tuple[str, ...], suffix: str = "") -> Query:
         """sum by (canonical labels) of the rate of a role's raw series."""
         if not self.profile.has(role):
             return Query.unavailable([role])
         rate = promql.rate(self.raw(self.profile.role(role), suffix), self.window)
+        return Query(self._canonical_sum(by, rate), requires=frozenset([role]))
+
+    def _canonical_sum(self, by: tuple[str, ...], expr: str) -> str:
+        """sum by (canonical labels), renaming the profile's raw labels on the way.
+
+        The sum by the raw labels comes first: copying requested_model over a
+        series' own `model` label (LiteLLM) could otherwise give two series the
+        same labels, which Prometheus refuses as a duplicate labelset.
+        """
         renames = {c: r for c, r in self.profile.canonical_labels().items() if c in by}
-        return Query(promql.sum_by(by, promql.rename_labels(rate, renames)), requires=frozenset([role]))
+        if not renames:
+            return promql.sum_by(by, expr)
+        raw_by = tuple(renames.get(label, label) for label in by)
+        return promql.sum_by(by, promql.rename_labels(promql.sum_by(raw_by, expr), renames))
 
     # -- groups --------------------------------------------------------------
 
@@ -174,6 +196,8 @@ class Recordings:
         for token_type, role in TOKEN_ROLES.items():
             rules.append(RecordingRule(n.tokens, self._rate_by(role, (JOB, MODEL)), {TOKEN_TYPE: token_type}))
         tokens_needed = (PROMPT_TOKENS, COMPLETION_TOKENS)
+        per_model = self._derived(promql.sum_by((JOB, MODEL), n.tokens), *tokens_needed)
+        rules.append(RecordingRule(n.model_tokens, per_model))
         for model, price in sorted(self.pricing.items()):
             for token_type, per_million in ((PROMPT, price["input"]), (COMPLETION, price["output"])):
                 value = Query(f"vector({promql.number(per_token(per_million))})")
@@ -181,6 +205,8 @@ class Recordings:
         if self.pricing:
             spend = f"{n.tokens} * on ({MODEL}, {TOKEN_TYPE}) group_left () {n.price}"
             rules.append(RecordingRule(n.spend, self._derived(spend, *tokens_needed)))
+            rules.append(RecordingRule(n.model_spend, self._derived(promql.sum_by((JOB, MODEL), n.spend),
+                                                                    *tokens_needed)))
             unpriced = promql.sum_by((JOB, MODEL), f"{n.tokens} unless on ({MODEL}) {n.price}")
         else:
             unpriced = promql.sum_by((JOB, MODEL), n.tokens)
@@ -234,9 +260,7 @@ class Recordings:
     def _sum_raw(self, role: str, by: tuple[str, ...]) -> Query:
         if not self.profile.has(role):
             return Query.unavailable([role])
-        renames = {c: r for c, r in self.profile.canonical_labels().items() if c in by}
-        expr = promql.sum_by(by, promql.rename_labels(self.raw(self.profile.role(role)), renames))
-        return Query(expr, requires=frozenset([role]))
+        return Query(self._canonical_sum(by, self.raw(self.profile.role(role))), requires=frozenset([role]))
 
     def _gateway_jobs(self) -> Query:
         """How many gateway series each scrape job exports: tells which jobs are gateways,

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from provision import promql
+from provision.contract import PRICING
 
 SEVERITIES = ("critical", "warning", "info")
 
@@ -36,6 +37,15 @@ class Query:
     @classmethod
     def unavailable(cls, missing) -> "Query":
         return cls(expr=None, missing=tuple(sorted(missing)))
+
+
+def unavailable_reason(missing) -> str:
+    """Why a query with these missing roles cannot be built, for notices."""
+    roles = [m for m in missing if m != PRICING]
+    reasons = [f"the profile has no {', '.join(roles)}"] if roles else []
+    if PRICING in missing:
+        reasons.append("the price table (pricing) is empty")
+    return " and ".join(reasons)
 
 
 @dataclass(frozen=True)
@@ -112,6 +122,13 @@ class RuleGroup:
         missing = self.missing()
         kept = tuple(r for r in self.rules if rule_name(r) not in missing)
         return RuleGroup(self.name, self.file, kept, self.interval)
+
+    def without_alerts(self) -> "RuleGroup":
+        recording = tuple(r for r in self.rules if isinstance(r, RecordingRule))
+        return RuleGroup(self.name, self.file, recording, self.interval)
+
+    def alerts(self) -> tuple["AlertRule", ...]:
+        return tuple(r for r in self.rules if isinstance(r, AlertRule))
 
 
 def rule_name(rule: Rule) -> str:

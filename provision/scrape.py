@@ -2,7 +2,9 @@
 
 The job name is the config's `selector.job` when set, because the generated
 rules select `job="<that>"`; any other selector label is attached to the
-targets, so the rules find the series. The exporter must not listen on 9090:
+targets, so the rules find the series. `rule_files` points where the rule files
+are on the Prometheus host (`rules.files.directory`, as the `files` target's
+snippet does) unless told otherwise. The exporter must not listen on 9090:
 that is Prometheus's own port (the source document's exporter clashed with it).
 """
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from provision.config import Config
 from provision.contract import Profile
-from provision.duration import seconds
 from provision.exporter import SimulatorServer
 from provision.history import backfill, history, write_history
 from provision.prometheus_server import PrometheusServer
+from provision.promql import duration_seconds
 from provision.scrape import job_name, render, scrape_config
 from provision.simulate import simulator_from_config
 
@@ -74,7 +74,7 @@ class LocalStack:
         self.server = SimulatorServer(self.simulator, self.registry, host=self.host, port=self.simulator_port)
         self.workdir.mkdir(parents=True, exist_ok=True)
         if self.history_seconds > 0:
-            step = seconds(self.config.data["scrape_interval"])
+            step = duration_seconds(self.config.data["scrape_interval"])
             text = history(self.simulator, self.registry, until=time.time(), step=step,
                            target={"job": job_name(self.config), "instance": self.target})
             history_file = self.workdir / "history.om"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -64,6 +65,10 @@ def validate_build(out_dir: Path, profile: Profile, *, promtool: str | None = "p
         data = _load(path, json.loads, problems)
         if data is not None:
             problems += dashboard_problems(_name(path, out_dir), data, known)
+    from provision.validate_deliveries import check_deliveries  # it builds on this module's checks
+
+    deliveries = check_deliveries(out_dir, profile.series_names(), known)
+    problems += deliveries.problems
     if not rule_paths:
         status = "not run: no rule files"
     elif any(p.artifact.startswith("rules/") for p in problems):
@@ -71,7 +76,10 @@ def validate_build(out_dir: Path, profile: Profile, *, promtool: str | None = "p
     else:
         status, promtool_problems = run_promtool(rule_paths, promtool, out_dir)
         problems += promtool_problems
-    return Report(problems, len(rule_paths) + len(dashboard_paths), status)
+    if deliveries.rule_files and status == "passed":
+        status, promtool_problems = promtool_check_extracted(deliveries.rule_files, promtool)
+        problems += promtool_problems
+    return Report(problems, len(rule_paths) + len(dashboard_paths) + deliveries.checked, status)
 
 
 def dashboard_problems(artifact: str, dashboard: dict, known: set[str]) -> list[Problem]:
@@ -103,13 +111,14 @@ def rule_file_problems(artifact: str, data: dict, known: set[str]) -> list[Probl
     return problems
 
 
-def _expr_problems(artifact: str, where: str, expr: str, known: set[str]) -> list[Problem]:
+def _expr_problems(artifact: str, where: str, expr: str, known: set[str],
+                   unknown: str = "is neither in the active profile nor recorded by a rule of this build") -> list[Problem]:
     try:
         used = metric_names(expr)
     except PromQLError as exc:
         return [Problem(artifact, where, f"PromQL does not parse: {exc}")]
     return [
-        Problem(artifact, where, f"metric {name!r} is neither in the active profile nor recorded by a rule of this build")
+        Problem(artifact, where, f"metric {name!r} {unknown}")
         for name in sorted(used - known)
     ]
 
@@ -127,6 +136,26 @@ def run_promtool(rule_paths: list[Path], promtool: str | None, out_dir: Path) ->
     lines = [line.strip() for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
     failures = [line for line in lines if not line.startswith(("Checking", "SUCCESS"))]
     return "failed", [Problem("promtool check rules", "", line) for line in failures or lines]
+
+
+def promtool_check_extracted(rule_files: dict[str, dict], promtool: str | None) -> tuple[str, list[Problem]]:
+    """`promtool check rules` over rule groups found inside other artifacts (ruler bodies,
+    PrometheusRule objects, Grafana queries), each written to a temporary rule file."""
+    with tempfile.TemporaryDirectory(prefix="relaywatch-rules-") as tmp:
+        paths, names = [], {}
+        for index, (artifact, data) in enumerate(sorted(rule_files.items())):
+            path = Path(tmp) / f"{index:03d}.yaml"
+            path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+            paths.append(path)
+            names[str(path)] = artifact
+        status, problems = run_promtool(paths, promtool, Path(tmp))
+    renamed = []
+    for problem in problems:
+        message = problem.message
+        for tmp_path, artifact in names.items():
+            message = message.replace(tmp_path, artifact)
+        renamed.append(Problem(problem.artifact, problem.location, message))
+    return status, renamed
 
 
 def _schema_errors(name: str, data) -> list[jsonschema.ValidationError]:

@@ -72,8 +72,9 @@ def test_a_profile_renaming_labels_is_translated_by_the_recording_rules():
     renamed = dataclasses.replace(HOLYSHEEP, model_label="model_name", status_label="code")
     rules = Recordings(renamed, selector={}, window="5m", pricing={}).traffic_group().rules
     by_status = rules[0].query.expr
-    assert 'label_replace(label_replace(rate(holysheep_requests_total[5m]), "model", "$1", "model_name", "(.*)"), ' \
-           '"status", "$1", "code", "(.*)")' in by_status
+    assert by_status == ('sum by (job, model, status) (label_replace(label_replace(sum by (job, model_name, code) '
+                         '(rate(holysheep_requests_total[5m])), "model", "$1", "model_name", "(.*)"), '
+                         '"status", "$1", "code", "(.*)"))')
     raw = PanelQueries(renamed, NAMES, selector={}, raw=True)
     assert raw.request_rate(by=(MODEL,)).legend == "{{model_name}}"
     assert 'model_name=~"$model"' in raw.request_rate(by=(MODEL,)).expr

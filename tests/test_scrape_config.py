@@ -35,7 +35,7 @@ def test_default_job_targets_the_simulator_port_and_hints_at_the_selector(tmp_pa
     assert job["job_name"] == "llm-gateway"
     assert job["static_configs"] == [{"targets": ["127.0.0.1:9464"]}]
     assert job["metrics_path"] == "/metrics" and job["scrape_interval"] == "15s"
-    assert document["rule_files"] == [str(tmp_path / "build" / "rules" / "*.yaml")]
+    assert document["rule_files"] == ["/etc/prometheus/rules/relaywatch/*.yaml"]  # rules.files.directory
     assert document["global"] == {"scrape_interval": "15s", "evaluation_interval": "30s"}
 
 
@@ -73,7 +73,7 @@ def test_malformed_targets_are_usage_errors(tmp_path, target):
 def test_promtool_accepts_the_configuration_with_the_built_rules(tmp_path, promtool):
     path = config_file(tmp_path, selector={"job": "llm-gateway"})
     assert CliRunner().invoke(main, ["build", "--config", str(path), "--no-validate"]).exit_code == 0
-    result = scrape("--config", str(path))
+    result = scrape("--config", str(path), "--rules-dir", str(tmp_path / "build" / "rules"))
     prometheus_yml = tmp_path / "prometheus.yml"
     prometheus_yml.write_text(result.stdout)
     checked = subprocess.run([promtool, "check", "config", str(prometheus_yml)], capture_output=True, text=True)

@@ -47,7 +47,7 @@ def test_the_real_build_is_valid_and_passes_promtool(out):
     report = validate_build(out, PROFILE)
     assert report.problems == []
     assert report.promtool == "passed"
-    assert report.checked == 4
+    assert report.checked == 6  # 2 dashboards, 2 rule files, prometheus/rule_files.yml
 
 
 def test_without_promtool_validation_says_it_did_not_run(out):
@@ -81,7 +81,8 @@ def test_legacy_dashboard_keys_fail_the_project_schema(out):
 
 def test_rule_file_problems_name_group_and_rule(out):
     path = out / "rules" / "llm-gateway-alerts.yaml"
-    edit_rules(path, lambda d: d["groups"][0]["rules"][0].update(expr="job_model:llm_requests_failed:ratio_rate5m >"))
+    edit_rules(path, lambda d: next(g for g in d["groups"] if g["name"] == "llm-gateway-alerts")["rules"][0].update(
+        expr="job_model:llm_requests_failed:ratio_rate5m >"))
     problems = [str(p) for p in validate_build(out, PROFILE, promtool=None).problems]
     assert len(problems) == 1
     assert problems[0].startswith("rules/llm-gateway-alerts.yaml: group 'llm-gateway-alerts' alert "

@@ -35,8 +35,10 @@ def _status(op: str, value: str) -> tuple[Matcher, ...]:
     return (Matcher("status_code", op, value),)
 
 
+NAME = "holysheep"
+
 PROFILE = Profile(
-    name="holysheep",
+    name=NAME,
     title="Source document SDK (holysheep_*)",
     model_label="model",
     status_label="status_code",
@@ -60,3 +62,10 @@ PROFILE = Profile(
     },
     source="../shared/seed: holysheep_monitor.py (prometheus_client declarations)",
 )
+
+OPTIONS: dict = {}
+
+
+def profile(options: dict | None = None) -> Profile:
+    """The profile; this SDK's names are fixed, so there is nothing to configure."""
+    return PROFILE

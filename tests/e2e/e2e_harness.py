@@ -101,7 +101,9 @@ class Running:
 
         def status_value(status: str) -> str:
             value = recorder.status_label_value(status)
-            return status if value is None else value
+            if value is None:
+                return status
+            return value or profile.status_when_absent or ""
 
         return PanelExpectations(self.expectation, self.config.pricing, self.buckets, status_value=status_value,
                                  in_flight_by_model=in_flight_by_model)

@@ -52,7 +52,8 @@ def live(tmp_path):
         url = re.search(r"on (http://[\d.]+:\d+)/metrics", banner)
         assert url, banner + simulator.stderr.read()
         target = url.group(1).removeprefix("http://")
-        scrape = CliRunner().invoke(main, ["scrape-config", "--config", str(config), "--target", target])
+        scrape = CliRunner().invoke(main, ["scrape-config", "--config", str(config), "--target", target,
+                                           "--rules-dir", str(tmp_path / "build" / "rules")])
         assert scrape.exit_code == 0, scrape.output
         (tmp_path / "prometheus.yml").write_text(scrape.stdout)
         prometheus = PrometheusServer(config_file=tmp_path / "prometheus.yml", data_dir=tmp_path / "data",

@@ -121,6 +121,7 @@ def scraped(tmp_path_factory):
         built = CliRunner().invoke(main, ["build", "--config", str(config)])
         assert built.exit_code == 0, built.output
         scrape = CliRunner().invoke(main, ["scrape-config", "--config", str(config),
+                                           "--rules-dir", str(tmp_path / "build" / "rules"),
                                            *(arg for e in exporters for arg in ("--target", e.target))])
         (tmp_path / "prometheus.yml").write_text(scrape.stdout)
         prometheus = PrometheusServer(config_file=tmp_path / "prometheus.yml", data_dir=tmp_path / "data",

@@ -481,6 +481,7 @@ class _Fault:
     retry_after: Any = None
     body: Any = None
     seconds: float = 0.0
+    after: bool = False  # drop: answer lost after the request was processed
 
     def matches(self, method: str, path: str) -> bool:
         return ((self.path_prefix is None or path.startswith(self.path_prefix))

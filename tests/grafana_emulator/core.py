@@ -308,10 +308,12 @@ class EmulatorCore:
             self._faults.append(_Fault("fail", n, path_prefix, method, status, retry_after, body))
 
     def drop_next(self, n: int = 1, path_prefix: str | None = None, *,
-                  method: str | None = None) -> None:
-        """Close the connection of the next ``n`` matching requests without answering."""
+                  method: str | None = None, after: bool = False) -> None:
+        """Close the connection of the next ``n`` matching requests without answering.
+        With ``after=True`` the request is processed first (a write lands) and only the
+        answer is lost, as when a proxy or the network drops a response."""
         with self._fault_lock:
-            self._faults.append(_Fault("drop", n, path_prefix, method))
+            self._faults.append(_Fault("drop", n, path_prefix, method, after=after))
 
     def slow_next(self, n: int, seconds: float, path_prefix: str | None = None, *,
                   method: str | None = None) -> None:
@@ -355,7 +357,8 @@ class EmulatorCore:
             delay += slow.seconds
         if delay > 0:
             time.sleep(delay)
-        if self._take_fault("drop", method, path):
+        drop = self._take_fault("drop", method, path)
+        if drop and not drop.after:
             entry.dropped, entry.fault = True, "drop"
             return _DROP
         fail = self._take_fault("fail", method, path)
@@ -372,6 +375,9 @@ class EmulatorCore:
             entry.identity = req.identity.login if req.identity else None
         entry.status = resp.status
         entry.response_body = resp.encode()
+        if drop:
+            entry.dropped, entry.fault = True, "drop-after"
+            return _DROP
         return resp
 
     @staticmethod
@@ -530,6 +536,10 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "grafana-emulator"
     sys_version = ""
+    # Headers and body go out in two writes; with Nagle on, the second waits for the
+    # client's delayed ACK (~40 ms a request on keep-alive connections). Go's server,
+    # like Grafana, does not stall so.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
         pass

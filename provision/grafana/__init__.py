@@ -1,0 +1,1 @@
+"""Talking to Grafana: the HTTP client, the versions API, one module per resource kind."""
