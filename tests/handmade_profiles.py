@@ -7,6 +7,9 @@
   in-flight gauge without a model label (the shape of LiteLLM's metrics).
 """
 
+from types import SimpleNamespace
+
+from provision import profiles
 from provision.contract import (
     COMPLETION_TOKENS,
     COUNTER,
@@ -89,3 +92,10 @@ SPLIT_COUNTERS = Profile(
         INFLIGHT: Selection("acme_proxy_in_flight"),
     },
 )
+
+
+def install(monkeypatch, profile: Profile) -> None:
+    """Make `profile` selectable as `profile: <name>` in relaywatch.yaml, as a built-in one is."""
+    monkeypatch.setitem(profiles.BUILTIN, profile.name, profile)
+    module = SimpleNamespace(NAME=profile.name, OPTIONS={}, profile=lambda options=None: profile)
+    monkeypatch.setitem(profiles.MODULES, profile.name, module)

@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-from handmade_profiles import OTEL_LIKE, SPLIT_COUNTERS
+from handmade_profiles import OTEL_LIKE, SPLIT_COUNTERS, install
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
-from provision import profiles
 from provision.cli import main
 from provision.config import from_mapping
 from provision.profiles.holysheep import PROFILE as HOLYSHEEP
@@ -210,7 +209,7 @@ def test_another_gateways_endpoint_fails_for_the_default_profile(endpoint):
 
 @pytest.mark.parametrize("profile", [OTEL_LIKE, SPLIT_COUNTERS], ids=lambda p: p.name)
 def test_hand_made_profiles_pass_on_their_own_traffic(endpoint, tmp_path, monkeypatch, profile):
-    monkeypatch.setitem(profiles.BUILTIN, profile.name, profile)
+    install(monkeypatch, profile)
     endpoint.serve(simulated(profile))
     result = run(endpoint.url, "--output", "json", config={"profile": profile.name}, tmp_path=tmp_path)
     report = json.loads(result.output)
@@ -221,7 +220,7 @@ def test_hand_made_profiles_pass_on_their_own_traffic(endpoint, tmp_path, monkey
 
 def test_successes_without_the_error_label_are_not_a_missing_label(endpoint, tmp_path, monkeypatch):
     """OTel-shaped: error_type appears on failures only; all-success traffic is fine."""
-    monkeypatch.setitem(profiles.BUILTIN, OTEL_LIKE.name, OTEL_LIKE)
+    install(monkeypatch, OTEL_LIKE)
     from prometheus_client import CollectorRegistry as Registry
 
     from provision.recorder import Recorder

@@ -243,12 +243,13 @@ def test_cli_simulate_refuses_prometheus_port():
 def test_a_profile_the_simulator_cannot_write_is_refused_in_one_line(tmp_path, monkeypatch):
     import dataclasses
 
-    from provision import profiles
+    from handmade_profiles import install
+
     from provision.contract import REQUESTS, Selection
 
     broken = dataclasses.replace(HOLYSHEEP, name="broken",
                                  roles={**HOLYSHEEP.roles, REQUESTS: Selection("holysheep_active_requests")})
-    monkeypatch.setitem(profiles.BUILTIN, "broken", broken)
+    install(monkeypatch, broken)
     config = tmp_path / "relaywatch.yaml"
     config.write_text("profile: broken\n")
     result = CliRunner().invoke(main, ["simulate", "--config", str(config)])

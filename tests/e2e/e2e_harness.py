@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, require_binary
 from e2e_expected import PanelExpectations
+from handmade_profiles import install
 
 from provision import build as build_stage
 from provision import profiles
@@ -220,7 +221,8 @@ def start(tmp_path_factory):
         tmp = tmp_path_factory.mktemp(scenario)
         settings = e2e_settings(tmp, **extra)
         if profile is not None:
-            patch.setitem(profiles.BUILTIN, profile.name, profile)
+            if profile.name not in profiles.BUILTIN:
+                install(patch, profile)
             settings["profile"] = profile.name
         config = from_mapping(settings, root=tmp)
         built = build_stage.build(config)
