@@ -35,7 +35,9 @@ from provision.contract import (
 from provision.promql import selector
 from provision.recorder import TARGET_LABELS
 
-ACCEPT = "text/plain;version=0.0.4;q=1,application/openmetrics-text;version=1.0.0;q=0.5,*/*;q=0.1"
+# Ask as Prometheus 2.x asks (OpenMetrics first): the check must see the names Prometheus will store.
+ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+          "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
 # Roles whose panels are empty without samples; the others (failures) are rightly empty when all is well.
 ESSENTIAL_ROLES = (REQUESTS, LATENCY, PROMPT_TOKENS, COMPLETION_TOKENS, INFLIGHT)
 OUTCOME_ROLES_MAY_BE_EMPTY = (SUCCEEDED, FAILED, RATE_LIMITED, UNAUTHORIZED)
@@ -174,7 +176,8 @@ def _check_role(exposition: Exposition, profile: Profile, role: str, latency_thr
                                 else "")
     found = exposition.samples.get(probe)
     declared = metric.name.removesuffix("_total") if metric else None
-    if found is None and declared not in exposition.empty:
+    renamed = found is None and probe.replace(":", "_") in exposition.samples
+    if found is None and (renamed or declared not in exposition.empty):
         return [Finding(role, shown, PROBLEM, "missing", f"missing{_near_miss(exposition, probe)}")]
     found = found or []  # declared, no samples yet: how prometheus_client shows an unused labelled family
     findings = []
@@ -280,6 +283,11 @@ def _own_matchers(matchers: tuple[Matcher, ...]) -> tuple[Matcher, ...]:
 
 
 def _near_miss(exposition: Exposition, name: str) -> str:
+    escaped = name.replace(":", "_")
+    if escaped != name and escaped in exposition.samples:
+        return (f"; the endpoint serves it as {escaped}: its OpenMetrics output turns ':' into '_' "
+                "(prometheus_client with escaping=underscores, client_python#1177), so Prometheus stores that "
+                "name; serve the text format or rename with metric_relabel_configs")
     base = name.removesuffix("_bucket").removesuffix("_total")
     candidates = [n for n in sorted(exposition.samples) if n != name and (
         n in (base, base + "_total", base + "_bucket") or n.endswith("_" + base) or base.endswith("_" + n))]

@@ -1,12 +1,17 @@
 """Serve a Simulator over HTTP and step it on wall time.
 
-GET  /metrics            the profile's metrics (text 0.0.4 or OpenMetrics, as the scraper asks)
+GET  /metrics            the profile's metrics, in the text format 0.0.4
 GET  /scenario           {"scenario": current, "scenarios": {name: description}}
 POST /scenario/<name>    switch scenario at run time
 GET  /                   a short index
 
 A scrape and a tick never interleave (one lock), so a scrape never sees a
 request counted without its latency or tokens.
+
+Always the text format, even when the scraper prefers OpenMetrics (Prometheus
+2.x does): prometheus_client's OpenMetrics output turns ':' into '_' in sample
+names but not in # TYPE lines (prometheus/client_python#1177), which would rename
+vllm:* series; the text format keeps names as the profile declares them.
 """
 
 from __future__ import annotations
@@ -19,10 +24,12 @@ from collections.abc import Callable
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
+from prometheus_client import CollectorRegistry, generate_latest
 
 from provision.simulate import SCENARIOS, TICK_SECONDS, Simulator
+
+
+TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class _Server(ThreadingMixIn, WSGIServer):
@@ -102,10 +109,9 @@ class SimulatorServer:
     def _app(self, environ, start_response):
         path, method = environ.get("PATH_INFO", "/"), environ.get("REQUEST_METHOD", "GET")
         if path == "/metrics":
-            encoder, content_type = choose_encoder(environ.get("HTTP_ACCEPT", ""))
             with self.lock:
-                body = encoder(self.registry)
-            return _respond(start_response, "200 OK", body, content_type)
+                body = generate_latest(self.registry)
+            return _respond(start_response, "200 OK", body, TEXT_FORMAT)
         if path == "/scenario" and method == "GET":
             return self._json(start_response, "200 OK", self._state())
         if path.startswith("/scenario/"):

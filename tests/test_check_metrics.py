@@ -200,6 +200,18 @@ def test_models_missing_from_the_price_table_are_noted(endpoint, tmp_path):
            "deepseek-v3.2, gemini-2.5-flash" in result.output
 
 
+def test_colons_escaped_by_openmetrics_are_explained(endpoint, tmp_path):
+    """prometheus_client's OpenMetrics output renames vllm:* samples to vllm_* (client_python#1177)."""
+    registry = CollectorRegistry()
+    Counter("vllm:request_success", "finished", ["model_name", "engine", "finished_reason"],
+            registry=registry).labels("m", "0", "stop").inc(3)
+    endpoint.serve(generate_openmetrics(registry), "application/openmetrics-text; version=1.0.0; charset=utf-8")
+    result = run(endpoint.url, config={"profile": "vllm"}, tmp_path=tmp_path)
+    assert result.exit_code == 1
+    assert "the endpoint serves it as vllm_request_success_total: its OpenMetrics output turns ':' into '_'" \
+        in result.output
+
+
 def test_another_gateways_endpoint_fails_for_the_default_profile(endpoint):
     endpoint.serve((FIXTURES / "litellm.prom").read_text())
     result = run(endpoint.url)

@@ -173,9 +173,10 @@ def test_http_endpoint_serves_metrics_and_switches_scenarios(served):
     metrics = requests.get(f"{server.url}/metrics", timeout=5)
     assert metrics.status_code == 200 and metrics.headers["Content-Type"].startswith("text/plain")
     assert 'holysheep_requests_total{model="gpt-4.1",status_code="200"}' in metrics.text
-    openmetrics = requests.get(f"{server.url}/metrics", headers={"Accept": "application/openmetrics-text"}, timeout=5)
-    assert openmetrics.headers["Content-Type"].startswith("application/openmetrics-text")
-    assert openmetrics.text.endswith("# EOF\n")
+    # text even when OpenMetrics is preferred, as Prometheus does: names keep their colons (vllm:*)
+    preferred = requests.get(f"{server.url}/metrics", timeout=5,
+                             headers={"Accept": "application/openmetrics-text;version=1.0.0,text/plain;q=0.5"})
+    assert preferred.headers["Content-Type"].startswith("text/plain; version=0.0.4")
 
     switched = requests.post(f"{server.url}/scenario/latency_spike", timeout=5)
     assert switched.status_code == 200 and switched.json()["scenario"] == "latency_spike"

@@ -12,15 +12,18 @@ known within its histogram bucket.
 from __future__ import annotations
 
 import bisect
+import calendar
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 from provision.simulate import Expectation
 
 SUCCESS = {"200"}
 FAILED = {"500", "502", "503", "timeout", "error"}
-RELATIVE = {"rate": 0.02, "ratio": 0.03, "tokens": 0.05, "spend": 0.05, "latency": 0.06}
+RELATIVE = {"rate": 0.02, "ratio": 0.03, "tokens": 0.05, "spend": 0.05, "latency": 0.06, "integral": 0.05,
+            "exact": 1e-9}
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,9 @@ class Spec:
     """One panel target: the labels its series carry and the value each should have."""
 
     by: tuple[str, ...]
-    kind: str  # rate | ratio | tokens | spend | latency | quantile | inflight
+    # rate | ratio | tokens | spend | latency | quantile | inflight | exact | any (data only) |
+    # integral (value() is per second; the panel sums recorded samples over the covered seconds)
+    kind: str
     value: Callable[[dict], float]
     models: Callable[[dict], list[str] | None]  # the models behind a series (None: all)
     keys: list[dict] | None = None  # the series expected; None: one series without labels
@@ -53,6 +58,7 @@ class PanelExpectations:
         self.priced = [m for m in self.models if m in pricing]
         self.unpriced = [m for m in self.models if m not in pricing]
         self.in_flight_by_model = in_flight_by_model
+        self.covered_seconds = 0.0  # recorded history an integral over $__range sees; set by the harness
         self.classes: dict[str, set[str]] = {}
         for model in self.models:
             for status, share in expectation.shape(model).shares().items():
@@ -95,6 +101,48 @@ class PanelExpectations:
             return self.e.spend_per_hour(self.pricing, models)
         price = "input" if key["token_type"] == "prompt" else "output"
         return sum(self.e.token_rate(key["token_type"], [m]) * self.pricing[m][price] for m in models) * 3600 / 1e6
+
+    def _spend_per_second(self, key: dict) -> float:
+        return self._spend(key) / 3600
+
+    def _same_traffic_on(self, key: dict) -> float:
+        """USD/s the tokens of every model would cost at one model's prices."""
+        price = self.pricing[key["model"]]
+        return (self.e.token_rate("prompt") * price["input"] + self.e.token_rate("completion") * price["output"]) / 1e6
+
+    def _cost_per_1k_requests(self, key: dict) -> float:
+        return self._spend_per_second(key) / self.e.request_rate([key["model"]]) * 1000
+
+    def _cost_specs(self) -> dict[str, list[Spec]]:
+        """The cost dashboard: rates, integrals over $__range, and the price table itself."""
+        everything, per_model = self._models_of(False), self._models_of(True)
+        priced_keys = self._model_keys(True, self.priced)
+        month_to_date = [Spec((), "integral", self._spend_per_second, everything)]
+        by_model = [Spec(("model",), "integral", self._spend_per_second, per_model, priced_keys)]
+        price_keys = [{"model": m, "token_type": t} for m in self.pricing for t in ("prompt", "completion")]
+        return {
+            "Spend rate": [Spec((), "spend", self._spend, everything)],
+            "Today": month_to_date,
+            "Month to date": month_to_date,
+            # month to date plus the last day's rate times the rest of the month: needs a day of history
+            "Projected month": [Spec((), "any", self._spend, everything)],
+            "Models without a price": [Spec((), "exact", lambda k: len(self.unpriced), everything)],
+            "Spend rate by model": [Spec(("model",), "spend", self._spend, per_model, priced_keys)],
+            "Share of spend by model": by_model,
+            "Month to date by model": by_model,
+            "Cost per 1k requests by model": [Spec(("model",), "spend", self._cost_per_1k_requests, per_model,
+                                                   priced_keys)],
+            "Spend rate by token type": [Spec(("token_type",), "spend", self._spend, everything,
+                                              self._token_type_keys())],
+            "The same traffic on each model": [
+                Spec(("model",), "integral", self._same_traffic_on, per_model, self._model_keys(True, list(self.pricing))),
+                Spec((), "integral", self._spend_per_second, everything)],
+            "Price table": [Spec(("model", "token_type"), "exact",
+                                 lambda k: self.pricing[k["model"]]["input" if k["token_type"] == "prompt" else "output"],
+                                 everything, price_keys)],
+            "Tokens of unpriced models": [Spec(("model",), "integral", lambda k: self._tokens(k), per_model,
+                                               self._model_keys(True, self.unpriced))],
+        }
 
     def _model_keys(self, by_model: bool, models=None) -> list[dict] | None:
         return [{"model": m} for m in (models or self.models)] if by_model else None
@@ -165,6 +213,7 @@ class PanelExpectations:
             "Mean latency": [mean_all],
             "Tokens by type": [tokens_by_type],
             "Spend by token type": [spend_by_type],
+            **self._cost_specs(),
         }
 
     # -- comparing -------------------------------------------------------------
@@ -185,6 +234,13 @@ class PanelExpectations:
             return None
         if kind == "inflight":
             return None if 0 <= actual <= 3 * expected + 3 else f"{actual:g} in flight, expected about {expected:.3g}"
+        if kind == "any":
+            return None
+        if kind == "integral":  # the rate integrated over the seconds of recorded history the range covers
+            expected *= self.covered_seconds
+            if abs(actual - expected) <= RELATIVE[kind] * expected:
+                return None
+            return f"{actual:.6g}, expected {expected:.6g} over {self.covered_seconds:g}s of recorded history"
         models = models or self.models
         support = max(self.e.request_rate(models), 1e-9)
         counts = 2 * self.series_counted(models, statuses)
@@ -251,6 +307,8 @@ def expected_alerts(e: Expectation, config, buckets: tuple[float, ...]) -> tuple
             may.add(("LLMGatewayLatencyP95High", model, "warning"))
     budget = config.data["cost"]["monthly_budget_usd"]
     if budget:
+        today = datetime.now(timezone.utc)
+        days = calendar.monthrange(today.year, today.month)[1]
         compare(("LLMGatewaySpendOverBudget", None, "warning"),
-                e.spend_per_hour(config.pricing) / 3600 * 30 * 24 * 3600, budget)
+                e.spend_per_hour(config.pricing) / 3600 * days * 86400, budget)
     return must, may

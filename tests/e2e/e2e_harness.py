@@ -36,6 +36,7 @@ RULE_INTERVAL = 1
 UNPRICED_MODEL = "house-model"
 SETTLE_TIMEOUT = 90  # a wait for a condition, never an assertion on time
 RAW_WINDOW = 60  # what $__rate_interval stands for: well over 4 scrape intervals
+RANGE = "1h"  # what $__range stands for: longer than the recorded history, so integrals see all of it
 
 
 def free_port() -> int:
@@ -119,7 +120,8 @@ def panel_targets(running: Running):
 
 def substitute(expr: str) -> str:
     """Grafana's variables as the dashboards' defaults give them: All models and jobs."""
-    expr = expr.replace("$__rate_interval", f"{RAW_WINDOW}s")
+    expr = expr.replace("$__rate_interval", f"{RAW_WINDOW}s").replace("$__range_s", "3600")
+    expr = expr.replace("$__range", RANGE)
     return re.sub(r"\$\{?(job|model)\}?", ".*", expr)
 
 
@@ -130,10 +132,14 @@ def panel_problems(running: Running, window: float) -> tuple[list[str], int]:
     """
     panels = running.panels()
     table = panels.specs()
+    at = time.time() - 0.5  # one instant for every query, so integrals and their coverage agree
+    spend = running.built.context.names.model_spend
+    samples = running.prometheus.query(f'max(count_over_time({spend}{{job="{JOB}"}}[{RANGE}]))', at=at)
+    panels.covered_seconds = float(samples[0]["value"][1]) * RULE_INTERVAL if samples else 0.0
     problems, checked = [], 0
     for uid, panel, target in panel_targets(running):
         where = f"{uid} / {panel['title']!r} / {target['refId']}"
-        result = running.query(substitute(target["expr"]))
+        result = running.prometheus.query(substitute(target["expr"]), at=at)
         if not result:
             problems.append(f"{where}: no data for {target['expr']}")
             continue

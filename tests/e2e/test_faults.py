@@ -26,12 +26,15 @@ def monthly_budget() -> float:
     """Twice the healthy pace of spend: only a token spike breaks it."""
     config = from_mapping(e2e_settings(Path("unused")), root=Path("."))
     healthy = Expectation(traffic_from_config(config), "healthy")
-    return round(2 * healthy.spend_per_hour(config.pricing) * 24 * 30)
+    return round(2 * healthy.spend_per_hour(config.pricing) * 24 * 31)
 
 
 @pytest.fixture(scope="module", params=FAULTS)
 def fault(request, start):
-    running = start(request.param, cost={"monthly_budget_usd": monthly_budget()})
+    # the budget's pace is averaged over alerts.spend_over_budget.window of recorded spend, which
+    # here exists only since Prometheus started
+    running = start(request.param, cost={"monthly_budget_usd": monthly_budget()},
+                    alerts={"spend_over_budget": {"for": "30m", "window": "5s"}})
     yield running
     running.stop()
 
