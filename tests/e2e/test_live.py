@@ -1,9 +1,10 @@
 """The commands a user runs, live: build, simulate, scrape-config and a real Prometheus.
 
 Scenarios are switched at run time over the simulator's HTTP endpoint and the alerts
-follow: an error burst fires and resolves, a traffic stop fires, and a stopped exporter
-fires TargetDown and MetricsAbsent. Short windows and `for` durations (the config
-allows them) keep this to about a minute.
+follow: an error burst fires and resolves, a token spike fires against the model's own
+recorded baseline, a traffic stop fires, and a stopped exporter fires TargetDown and
+MetricsAbsent. Short windows and `for` durations (the config allows them) keep this to
+about a minute and a half.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def live(tmp_path):
         rules={"interval": "1s", "window": "10s"},
         alerts={"error_ratio": {"warning_for": "1s", "critical_for": "1s"},
                 "traffic_stopped": {"for": "1s", "lookback": "10m"},
+                "token_spike": {"baseline": "20s", "for": "1s"},
                 "target_down": {"for": "1s"}, "metrics_absent": {"for": "1s"}},
         simulate={"timeout_seconds": 3, "faults": {"model": FAULT_MODEL}},
     )
@@ -94,6 +96,10 @@ def test_alerts_follow_scenarios_switched_at_run_time(live):
 
     switch(url, "healthy")
     wait_until(lambda: not prometheus.alerts(), "the error burst's alerts to resolve")
+
+    switch(url, "token_spike")
+    wait_until(lambda: firing(prometheus, "LLMGatewayTokenSpike", model=FAULT_MODEL), "LLMGatewayTokenSpike")
+    assert {a["labels"].get("model") for a in prometheus.alerts()} == {FAULT_MODEL}
 
     switch(url, "traffic_stop")
     wait_until(lambda: firing(prometheus, "LLMGatewayTrafficStopped", job=JOB), "LLMGatewayTrafficStopped")
