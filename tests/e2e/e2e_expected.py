@@ -48,7 +48,8 @@ def status_class(value: str) -> str:
 
 class PanelExpectations:
     def __init__(self, expectation: Expectation, pricing: dict, buckets: tuple[float, ...], *,
-                 status_value: Callable[[str], str] = str, in_flight_by_model: bool = True):
+                 status_value: Callable[[str], str] = str, in_flight_by_model: bool = True,
+                 budget: float | None = None):
         """`status_value`: the profile's status label value for a contract status (the recorder's choice);
         `in_flight_by_model`: whether the profile's in-flight gauge carries the model label."""
         self.e = expectation
@@ -58,6 +59,7 @@ class PanelExpectations:
         self.priced = [m for m in self.models if m in pricing]
         self.unpriced = [m for m in self.models if m not in pricing]
         self.in_flight_by_model = in_flight_by_model
+        self.budget = budget
         self.covered_seconds = 0.0  # recorded history an integral over $__range sees; set by the harness
         self.classes: dict[str, set[str]] = {}
         for model in self.models:
@@ -142,6 +144,7 @@ class PanelExpectations:
                                  everything, price_keys)],
             "Tokens of unpriced models": [Spec(("model",), "integral", lambda k: self._tokens(k), per_model,
                                                self._model_keys(True, self.unpriced))],
+            "Budget used": [Spec((), "integral", lambda k: self._spend_per_second(k) / self.budget, everything)],
         }
 
     def _model_keys(self, by_model: bool, models=None) -> list[dict] | None:

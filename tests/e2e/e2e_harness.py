@@ -108,7 +108,8 @@ class Running:
             return value or profile.status_when_absent or ""
 
         return PanelExpectations(self.expectation, self.config.pricing, self.buckets, status_value=status_value,
-                                 in_flight_by_model=in_flight_by_model)
+                                 in_flight_by_model=in_flight_by_model,
+                                 budget=self.config.data["cost"]["monthly_budget_usd"])
 
 
 def panel_targets(running: Running):

@@ -18,7 +18,7 @@ from provision.config import from_mapping
 from provision.simulate import SCENARIOS, Expectation, traffic_from_config
 
 pytestmark = pytest.mark.e2e
-# traffic_stop needs recorded history of the traffic before the stop: see test_live.py.
+# traffic_stop needs recorded history of the traffic before the stop: see test_e2e_live.py.
 FAULTS = [name for name in SCENARIOS if name not in ("healthy", "traffic_stop")]
 
 
@@ -40,7 +40,7 @@ def fault(request, start):
 
 
 def test_the_faults_alerts_and_no_others_are_pending_or_firing(fault):
-    settle(fault, evaluations=2)
+    settle(fault, evaluations=1)
     must, may = expected_alerts(fault.expectation, fault.config, fault.buckets)
     assert must, f"{fault.expectation.scenario} implies no alert: the scenario or the thresholds are off"
     active = active_alerts(fault)

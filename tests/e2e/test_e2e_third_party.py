@@ -113,7 +113,7 @@ def scraped(tmp_path_factory):
     exporters = [ThirdPartyExporter(pod) for pod in ("gw-a", "gw-b")]
     for exporter in exporters:
         threading.Thread(target=exporter.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    settings = e2e_settings(tmp_path, scrape_interval="1s", rules={"interval": "1s", "window": "20s"})
+    settings = e2e_settings(tmp_path, scrape_interval="1s", rules={"interval": "1s", "window": "10s"})
     config = tmp_path / "relaywatch.yaml"
     config.write_text(yaml.safe_dump(settings))
     prometheus = None
@@ -150,8 +150,8 @@ def test_recorded_series_and_stat_panels_match_the_exporters_rates(scraped):
         return float(result[0]["value"][1]) if len(result) == 1 else None
 
     # a full window of scrapes of both instances, then two evaluations
-    wait_until(lambda: (value(f'count(count_over_time(up{{job="{JOB}"}}[20s]) >= 20)') or 0) == 2,
-               "20 s of scrapes of both exporters", every=1)
+    wait_until(lambda: (value(f'count(count_over_time(up{{job="{JOB}"}}[10s]) >= 10)') or 0) == 2,
+               "10 s of scrapes of both exporters", every=1)
     wait_evaluated(prometheus, time.time() + 1)
 
     overview = json.loads((build / "dashboards" / "llm-gateway-overview.json").read_text())

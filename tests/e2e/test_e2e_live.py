@@ -34,10 +34,10 @@ def live(tmp_path):
     settings = e2e_settings(
         tmp_path,
         scrape_interval="1s",
-        rules={"interval": "1s", "window": "10s"},
+        rules={"interval": "1s", "window": "6s"},
         alerts={"error_ratio": {"warning_for": "1s", "critical_for": "1s"},
                 "traffic_stopped": {"for": "1s", "lookback": "10m"},
-                "token_spike": {"baseline": "20s", "for": "1s"},
+                "token_spike": {"baseline": "15s", "for": "1s"},
                 "target_down": {"for": "1s"}, "metrics_absent": {"for": "1s"}},
         simulate={"timeout_seconds": 3, "faults": {"model": FAULT_MODEL}},
     )
@@ -82,7 +82,7 @@ def test_alerts_follow_scenarios_switched_at_run_time(live):
     simulator, url, prometheus = live
 
     def serving():
-        result = prometheus.query(f'job:llm_requests:rate10s{{job="{JOB}"}}')
+        result = prometheus.query(f'job:llm_requests:rate6s{{job="{JOB}"}}')
         return result and float(result[0]["value"][1]) > 5
 
     wait_until(serving, "traffic in the recorded request rate")
