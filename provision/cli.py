@@ -782,8 +782,9 @@ def _demo_banner(config: Config, stack, build_dir: Path) -> None:
         f"simulator    {simulator}/metrics  profile {stack.profile.name}, scenario {stack.simulator.scenario}",
         f"scenarios    curl -X POST {simulator}/scenario/<name>: {', '.join(SCENARIOS)}",
         f"rules        {build_dir / 'rules'} (history backfilled: {stack.history_seconds / 60:g} min)",
-        f"Grafana      add a Prometheus data source with uid {datasource['uid']!r} and URL {prometheus}",
-        "             (grafana.datasource in relaywatch.yaml), set grafana.url, then `provision push`",
+        "Grafana      export GRAFANA_URL=<your Grafana> GRAFANA_TOKEN=<service account token>; provision push",
+        f"             (the dashboards read data source uid {datasource['uid']!r}: with grafana.datasource "
+        f"{{url: {prometheus}, manage: true}} push creates it, or add it in Grafana)",
         "Ctrl-C stops both.",
     ]
     for line in lines:

@@ -38,7 +38,6 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from provision.contract import (
     COMPLETION,
-    COMPLETION_TOKENS,
     COUNTER,
     FAILED,
     GAUGE,
@@ -47,7 +46,6 @@ from provision.contract import (
     LATENCY,
     OUTCOME_ROLES,
     PROMPT,
-    PROMPT_TOKENS,
     RATE_LIMITED,
     REQUESTS,
     SUCCEEDED,
@@ -56,9 +54,10 @@ from provision.contract import (
     Metric,
     Profile,
 )
+from provision.profiles.custom import READABLE  # which series of which family type each role may read
+from provision.recording import TOKEN_ROLES
 
 REQUEST_ROLES = (REQUESTS, *OUTCOME_ROLES)
-TOKEN_ROLES = {PROMPT: PROMPT_TOKENS, COMPLETION: COMPLETION_TOKENS}
 # Prometheus attaches these at scrape time; an exporter never sets them.
 TARGET_LABELS = frozenset({"job", "instance"})
 # Statuses every profile must be able to record; checked when a Recorder is made.
@@ -91,7 +90,7 @@ class Read:
 
     role: str
     metric: Metric
-    part: str  # counter | histogram | count | sum | gauge
+    part: str  # the suffix read: "" (the family itself), "_count" or "_sum"
     matchers: tuple[Matcher, ...]
 
 
@@ -113,23 +112,18 @@ def profile_reads(profile: Profile) -> dict[str, Read]:
                 f"profile {profile.name}: role {role} reads {selection.series}, which is not among the "
                 "profile's metrics"
             )
-        part = _part(role, selection.series, metric)
+        allowed = READABLE.get(role, ())
+        part = next((suffix for kind, suffix in allowed if metric.type == kind and selection.series ==
+                     metric.name + suffix), None)
         if part is None:
+            shapes = " or ".join(f"a {kind}" + (f"'s {suffix}" if suffix else "") for kind, suffix in allowed)
             raise ProfileShapeError(
                 f"profile {profile.name}: role {role} reads {selection.series} (a {metric.type}); "
-                f"relaywatch can only write {_ALLOWED[_kind(role)]} for it"
+                f"relaywatch can only write {shapes or 'nothing'} for it"
             )
         reads[role] = Read(role, metric, part, selection.matchers)
     _check_families(profile, reads)
     return reads
-
-
-_ALLOWED = {
-    "request": "a counter's _total or the latency histogram's _count",
-    "latency": "a histogram",
-    "tokens": "a counter's _total or a histogram's _sum",
-    "inflight": "a gauge",
-}
 
 
 def _kind(role: str) -> str:
@@ -138,21 +132,6 @@ def _kind(role: str) -> str:
     if role in TOKEN_ROLES.values():
         return "tokens"
     return {LATENCY: "latency", INFLIGHT: "inflight"}.get(role, "other")
-
-
-def _part(role: str, series: str, metric: Metric) -> str | None:
-    kind = _kind(role)
-    if metric.type == COUNTER and series == metric.name and kind in ("request", "tokens"):
-        return "counter"
-    if metric.type == HISTOGRAM and series == metric.name and kind == "latency":
-        return "histogram"
-    if metric.type == HISTOGRAM and series == metric.name + "_count" and kind == "request":
-        return "count"
-    if metric.type == HISTOGRAM and series == metric.name + "_sum" and kind == "tokens":
-        return "sum"
-    if metric.type == GAUGE and series == metric.name and kind == "inflight":
-        return "gauge"
-    return None
 
 
 # Kinds of fact one family may carry together: a histogram read for latency can count requests too.
@@ -164,7 +143,7 @@ def _check_families(profile: Profile, reads: dict[str, Read]) -> None:
     kinds: dict[str, set[str]] = {}
     for read in reads.values():
         kinds.setdefault(read.metric.name, set()).add(_kind(read.role))
-        if read.part == "count" and (latency is None or latency.metric.name != read.metric.name):
+        if read.part == "_count" and (latency is None or latency.metric.name != read.metric.name):
             raise ProfileShapeError(
                 f"profile {profile.name}: role {read.role} counts requests with {read.metric.name}_count, "
                 "but only the latency histogram's _count can stand for requests"

@@ -133,8 +133,8 @@ def _with_role(profile, role, selection, *metrics):
         (_with_role(HOLYSHEEP, REQUESTS, Selection("nowhere_total")),
          "profile holysheep: role requests reads nowhere_total, which is not among the profile's metrics"),
         (_with_role(HOLYSHEEP, REQUESTS, Selection("holysheep_active_requests")),
-         "role requests reads holysheep_active_requests (a gauge); relaywatch can only write a counter's _total "
-         "or the latency histogram's _count for it"),
+         "role requests reads holysheep_active_requests (a gauge); relaywatch can only write a counter or a "
+         "histogram's _count for it"),
         (_with_role(HOLYSHEEP, INFLIGHT, Selection("holysheep_requests_total")),
          "role inflight reads holysheep_requests_total (a counter); relaywatch can only write a gauge for it"),
         (_with_role(HOLYSHEEP, REQUESTS, Selection("calls"), Metric("calls", COUNTER, ("model",))),

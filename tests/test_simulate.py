@@ -257,4 +257,4 @@ def test_a_profile_the_simulator_cannot_write_is_refused_in_one_line(tmp_path, m
     assert result.exit_code == 2
     assert result.output.strip() == (
         f"{config}: profile: profile broken: role requests reads holysheep_active_requests (a gauge); relaywatch "
-        "can only write a counter's _total or the latency histogram's _count for it")
+        "can only write a counter or a histogram's _count for it")

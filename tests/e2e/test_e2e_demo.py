@@ -3,7 +3,6 @@ history backfilled, and both stopped by Ctrl-C with nothing left behind."""
 
 from __future__ import annotations
 
-import re
 import signal
 import subprocess
 import sys
