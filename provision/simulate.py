@@ -102,6 +102,9 @@ def traffic_from_config(config: Config) -> Traffic:
         models.append(ModelTraffic(model, float(spec.get("rate", GENERIC_MODEL["rate"])), float(latency["p50"]),
                                    float(latency["p95"]), float(tokens["prompt"]), float(tokens["completion"])))
     statuses = {str(k): float(v) for k, v in section["statuses"].items() if v}
+    if SUCCESS in statuses:
+        problems.append(f"{name}: simulate.statuses.{SUCCESS}: 200 answers are the share the other statuses leave; "
+                        "remove it")
     if sum(statuses.values()) > 1:
         problems.append(f"{name}: simulate.statuses: the shares add up to {sum(statuses.values()):g}, more than 1")
     faults = dict(section["faults"])

@@ -130,6 +130,7 @@ def test_traffic_defaults_to_the_price_table_models():
         ({"arrivals": "bursty"}, "simulate.arrivals: 'bursty' is not one of ['poisson', 'steady']"),
         ({"port": 70000}, "simulate.port: 70000 is greater than the maximum of 65535"),
         ({"statuses": {"OK": 0.1}}, "simulate.statuses"),
+        ({"statuses": {"200": 0.9}}, "simulate.statuses.200: 200 answers are the share the other statuses leave"),
     ],
 )
 def test_bad_simulate_settings_are_one_line_errors(tmp_path, settings, message):
