@@ -293,6 +293,10 @@ def grafana_options(command):
     return command
 
 
+rules_target_option = click.option(
+    "--rules-target", "rules_target", multiple=True, callback=_rule_targets_option, metavar="TARGETS",
+    help="Where rules are delivered: files, grafana, ruler (comma-separated or repeated); overrides rules.target. "
+         "push and diff cover the Grafana-managed and ruler rule groups of the targets given.")
 output_option = click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
                              help="Output format.")
 promtool_option = click.option("--promtool", default="promtool", show_default=True,
@@ -311,11 +315,11 @@ def _session(config: Config, grafana_url: str | None, ca_cert: str | None, insec
     return lambda: Session(target, concurrency=config.grafana["concurrency"], log=log)
 
 
-def _prepare(config_path, out_dir, grafana_url, ca_cert, insecure, verbose, promtool):
+def _prepare(config_path, out_dir, grafana_url, ca_cert, insecure, verbose, promtool, rules_target=None):
     """What push and diff do before the first request: config, target, build and validation."""
     from provision.push import build_for_push
 
-    config = load_config(config_path)
+    config = load_config(config_path, overrides=_delivery_overrides(rules_target, None, None))
     open_session = _session(config, grafana_url, ca_cert, insecure, verbose)
     result = build_for_push(config, _out_dir(config, out_dir), promtool)
     for notice in result.notices:
@@ -378,23 +382,28 @@ def _problems(outcomes) -> bool:
 @out_option
 @grafana_options
 @click.option("--prune", is_flag=True,
-              help="Delete dashboards with the managed tag in the managed folder that are no longer built.")
+              help="Delete what relaywatch created and no longer builds: dashboards with the managed tag in the "
+                   "managed folder, its rule groups there, and groups in its ruler namespace.")
 @click.option("--force", is_flag=True,
-              help="Overwrite (with --prune: delete) dashboards that were changed in Grafana by someone else.")
+              help="Overwrite (with --prune: delete) dashboards and Grafana rule groups that were changed in Grafana "
+                   "by someone else.")
 @click.option("--dry-run", is_flag=True, help="Print the plan; send no write.")
+@rules_target_option
 @output_option
 @promtool_option
 @handle_errors
 @grafana_errors
-def push(config_path, out_dir, grafana_url, ca_cert, insecure, verbose, prune, force, dry_run, output, promtool):
-    """Build, validate, then push the folder, data source and dashboards to Grafana.
+def push(config_path, out_dir, grafana_url, ca_cert, insecure, verbose, prune, force, dry_run, rules_target, output,
+         promtool):
+    """Build, validate, then push the folder, data source, dashboards and rule groups to Grafana.
 
     Exit 0 when everything is as built, 1 when anything failed or drifted, 2 for usage errors.
     """
     from provision.grafana.resources.base import planned
     from provision.push import run_options
 
-    config, result, open_session = _prepare(config_path, out_dir, grafana_url, ca_cert, insecure, verbose, promtool)
+    config, result, open_session = _prepare(config_path, out_dir, grafana_url, ca_cert, insecure, verbose, promtool,
+                                            rules_target)
     options = run_options(config, prune=prune, force=force)
     with open_session() as session:
         health = _connected(session, output)
@@ -414,16 +423,19 @@ def push(config_path, out_dir, grafana_url, ca_cert, insecure, verbose, prune, f
 @grafana_options
 @click.option("--prune", is_flag=True, help="Also show what push --prune would delete.")
 @click.option("--exit-code", is_flag=True, help="Exit 1 when anything differs, like git diff --exit-code.")
+@rules_target_option
 @output_option
 @promtool_option
 @handle_errors
 @grafana_errors
-def diff(config_path, out_dir, grafana_url, ca_cert, insecure, verbose, prune, exit_code, output, promtool):
-    """Show what push would change, with a unified diff of each dashboard it would update."""
+def diff(config_path, out_dir, grafana_url, ca_cert, insecure, verbose, prune, exit_code, rules_target, output,
+         promtool):
+    """Show what push would change, with a unified diff of each dashboard and rule group it would update."""
     from provision.grafana.resources.base import UNCHANGED, planned
     from provision.push import run_options
 
-    config, result, open_session = _prepare(config_path, out_dir, grafana_url, ca_cert, insecure, verbose, promtool)
+    config, result, open_session = _prepare(config_path, out_dir, grafana_url, ca_cert, insecure, verbose, promtool,
+                                            rules_target)
     with open_session() as session:
         health = _connected(session, output)
         plan = session.plan(result, config, run_options(config, prune=prune))

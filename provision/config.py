@@ -110,6 +110,17 @@ DEFAULTS: dict[str, Any] = {
         "runbooks": "docs/runbooks.md",
     },
     "lint": {},
+    # Availability is on by default. A relay in front of several vendor APIs sees about 1% of
+    # timeouts and upstream 5xx on a normal day; 98.5% leaves a third of the budget above that,
+    # so healthy traffic stays quiet. Latency depends on answer length and on the profile's
+    # buckets, so it is off until a threshold and target are chosen (docs/slo.md).
+    "slo": {
+        "period": "30d",
+        "per_model": False,
+        "long_window_interval": "2m",
+        "availability": {"target": 0.985, "count_rate_limited": False},
+        "latency": {"target": None, "threshold_seconds": None},
+    },
     "simulate": {
         # 9464: the port OpenTelemetry's in-process Prometheus exporters use by default, in the
         # exporter range; away from Prometheus (9090), Alertmanager (9093), Grafana (3000) and
@@ -274,6 +285,27 @@ def _consistency_problems(data: dict[str, Any]) -> list[str]:
         if target not in RULE_TARGETS:
             problems.append(f"rules.target: unknown target {target!r}; expected one of {', '.join(RULE_TARGETS)}")
     problems += _rule_delivery_problems(data["rules"])
+    problems += _slo_problems(data["slo"])
+    return problems
+
+
+# The slowest burn-rate alert looks back 3 days; Prometheus forgets a recorded sample after 5 minutes.
+SLO_MIN_PERIOD, SLO_MAX_LONG_INTERVAL = "3d", "5m"
+
+
+def _slo_problems(slo: dict[str, Any]) -> list[str]:
+    """SLO settings that are well-formed but unusable (the latency threshold is checked against the profile later)."""
+    problems = []
+    if duration_seconds(slo["period"]) < duration_seconds(SLO_MIN_PERIOD):
+        problems.append(f"slo.period: {slo['period']} is shorter than {SLO_MIN_PERIOD}, the long window of the "
+                        "slowest burn-rate alert; use at least 3d (28d or 30d is usual)")
+    if duration_seconds(slo["long_window_interval"]) >= duration_seconds(SLO_MAX_LONG_INTERVAL):
+        problems.append(f"slo.long_window_interval: {slo['long_window_interval']} is too long: Prometheus stops "
+                        f"returning a recorded sample after {SLO_MAX_LONG_INTERVAL}; use at most 4m")
+    latency = slo["latency"]
+    if latency["target"] is not None and latency["threshold_seconds"] is None:
+        problems.append("slo.latency.threshold_seconds: required when slo.latency.target is set "
+                        "(a bucket boundary of the latency histogram, in seconds)")
     return problems
 
 

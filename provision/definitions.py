@@ -24,6 +24,7 @@ from provision.profiles import ProfileError, UnknownProfile, get_profile
 from provision.queries import PanelQueries
 from provision.recording import RecordedNames, Recordings
 from provision.rules import Query
+from provision.slo import SLOs, load_slos
 
 
 class DefinitionError(Exception):
@@ -36,6 +37,7 @@ class Context:
     profile: Profile
     recordings: Recordings
     notices: list[str] = field(default_factory=list)
+    slo: SLOs | None = None  # the service level objectives (config `slo`) the profile can measure
 
     @property
     def names(self) -> RecordedNames:
@@ -136,7 +138,8 @@ def make_context(config: Config) -> Context:
         window=config.rules["window"],
         pricing=config.pricing,
     )
-    return Context(config=config, profile=profile, recordings=recordings)
+    slo, notices = load_slos(config, profile, recordings)
+    return Context(config=config, profile=profile, recordings=recordings, notices=notices, slo=slo)
 
 
 def definition_files(directory: Path) -> list[Path]:

@@ -17,7 +17,7 @@ from typing import Any
 from provision import build as build_stage
 from provision.apply import Progress, apply_plan, desired_state, read_state
 from provision.build import BuildResult
-from provision.config import Config, ConfigError
+from provision.config import Config, ConfigError, rule_targets
 from provision.grafana.client import (
     URL_ENV, ClientSettings, Credentials, CredentialsError, GrafanaClient, GrafanaError, Log, plain_http_warning,
     url_problem,
@@ -25,6 +25,7 @@ from provision.grafana.client import (
 from provision.grafana.resources import KINDS
 from provision.grafana.resources.base import Action, Outcome, RunOptions
 from provision.plan import Plan, make_plan
+from provision.render.ruler import RulerNamespace
 from provision.validate import Report, validate_build
 
 REVISION_ENV = "RELAYWATCH_REVISION"
@@ -97,7 +98,9 @@ def source_revision(root: Path, environ: Mapping[str, str] | None = None) -> str
 def run_options(config: Config, *, prune: bool = False, force: bool = False) -> RunOptions:
     grafana = config.grafana
     return RunOptions(folder_uid=grafana["folder"]["uid"], managed_tag=grafana["managed_tag"],
-                      revision=source_revision(config.root), prune=prune, force=force)
+                      revision=source_revision(config.root), prune=prune, force=force,
+                      rule_targets=rule_targets(config), editable_in_ui=config.rules["grafana"]["editable_in_ui"],
+                      ruler=RulerNamespace.from_config(config))
 
 
 class Session:

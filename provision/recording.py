@@ -137,15 +137,20 @@ class Recordings:
 
     # -- raw reads -----------------------------------------------------------
 
-    def raw(self, selection: Selection, suffix: str = "") -> str:
+    def raw(self, selection: Selection, suffix: str = "", extra: tuple[Matcher, ...] = ()) -> str:
         """A raw selector for a role's series with the configured extra matchers."""
-        return promql.select(selection, self.selector, suffix)
+        return promql.select(selection, (*extra, *self.selector), suffix)
 
     def _rate_by(self, role: str, by: tuple[str, ...], suffix: str = "") -> Query:
-        """sum by (canonical labels) of the rate of a role's raw series."""
+        return self.window_rate(role, by, self.window, suffix)
+
+    def window_rate(
+        self, role: str, by: tuple[str, ...], window: str, suffix: str = "", extra: tuple[Matcher, ...] = ()
+    ) -> Query:
+        """sum by (canonical labels) of the rate of a role's raw series over `window`."""
         if not self.profile.has(role):
             return Query.unavailable([role])
-        rate = promql.rate(self.raw(self.profile.role(role), suffix), self.window)
+        rate = promql.rate(self.raw(self.profile.role(role), suffix, extra), window)
         return Query(self._canonical_sum(by, rate), requires=frozenset([role]))
 
     def _canonical_sum(self, by: tuple[str, ...], expr: str) -> str:

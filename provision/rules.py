@@ -62,6 +62,24 @@ class Condition:
 
 
 @dataclass(frozen=True)
+class Branch:
+    """One way for an alert to fire: its condition and every guard, joined with `and`."""
+
+    condition: Condition
+    guards: tuple[Condition, ...] = ()
+
+    def render(self) -> str:
+        expr = self.condition.render()
+        for guard in self.guards:
+            on = f" on ({', '.join(guard.match_on)})" if guard.match_on is not None else ""
+            expr = f"{expr} and{on} {promql.paren(guard.render())}"
+        return expr
+
+    def queries(self) -> tuple[Query, ...]:
+        return (self.condition.query, *(g.query for g in self.guards))
+
+
+@dataclass(frozen=True)
 class RecordingRule:
     record: str
     query: Query
@@ -81,16 +99,21 @@ class AlertRule:
     annotations: Mapping[str, str] = field(default_factory=dict)
     keep_firing_for: str | None = None
     runbook: str | None = None  # anchor in docs/runbooks.md; defaults to the lower-cased name
+    alternatives: tuple[Branch, ...] = ()  # further ways to fire, joined with `or` (each its own threshold)
+    # A template sentence that queries Prometheus when the alert fires (`query`), appended to the
+    # description where templates can query; Grafana-managed rules, whose templates cannot, leave it out.
+    queried_detail: str = ""
+
+    def branches(self) -> tuple[Branch, ...]:
+        return (Branch(self.condition, self.guards), *self.alternatives)
 
     def queries(self) -> tuple[Query, ...]:
-        return (self.condition.query, *(g.query for g in self.guards))
+        return tuple(q for branch in self.branches() for q in branch.queries())
 
     def expr(self) -> str:
-        expr = self.condition.render()
-        for guard in self.guards:
-            on = f" on ({', '.join(guard.match_on)})" if guard.match_on is not None else ""
-            expr = f"{expr} and{on} {promql.paren(guard.render())}"
-        return expr
+        if not self.alternatives:
+            return self.branches()[0].render()
+        return " or ".join(promql.paren(branch.render()) for branch in self.branches())
 
     def runbook_anchor(self) -> str:
         return self.runbook or self.name.lower()
@@ -150,7 +173,7 @@ def render_rule(rule: Rule, *, runbook_base_url: str, extra_labels: Mapping[str,
     out["labels"] = dict(sorted({**extra_labels, **rule.labels, "severity": rule.severity}.items()))
     annotations = {
         "summary": rule.summary,
-        "description": rule.description,
+        "description": f"{rule.description} {rule.queried_detail}" if rule.queried_detail else rule.description,
         "runbook_url": f"{runbook_base_url}#{rule.runbook_anchor()}",
         **rule.annotations,
     }

@@ -44,7 +44,10 @@ def holysheep_histogram(labels: str, per_interval: dict[str, float], count: floa
 
 
 def write_test_file(path: Path, rule_files: list[Path], series: list[Series], alerts: list[AlertCheck] = (),
-                    exprs: list[ExprCheck] = (), interval: str = "1m", name: str = "test") -> Path:
+                    exprs: list[ExprCheck] = (), interval: str = "1m", name: str = "test",
+                    evaluation_interval: str | None = None, group_eval_order: list[str] = ()) -> Path:
+    """`interval` spaces the input samples; rules are evaluated every `evaluation_interval`
+    (default: the same), groups in `group_eval_order` first (promtool's order is otherwise random)."""
     test = {
         "interval": interval,
         "name": name,
@@ -54,7 +57,10 @@ def write_test_file(path: Path, rule_files: list[Path], series: list[Series], al
         ],
         "promql_expr_test": [{"expr": e.expr, "eval_time": e.at, "exp_samples": e.samples} for e in exprs],
     }
-    doc = {"rule_files": [str(p) for p in rule_files], "evaluation_interval": interval, "tests": [test]}
+    doc = {"rule_files": [str(p) for p in rule_files], "evaluation_interval": evaluation_interval or interval,
+           "tests": [test]}
+    if group_eval_order:
+        doc["group_eval_order"] = list(group_eval_order)
     path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     return path
 

@@ -81,7 +81,13 @@ PROJECT_DASHBOARDS = ("overview.py", "model.py")
 def project(tmp_path, grafana) -> Project:
     """A copy of the repository's definitions and a config aimed at the emulator, with
     fast retries so fault tests stay quick. The tests count on two dashboards, the
-    overview and the model detail, whatever else the repository defines."""
+    overview and the model detail, and on no SLO rules (tests/test_slo*.py cover those),
+    whatever else the repository defines."""
+    return make_project(tmp_path, grafana)
+
+
+def make_project(tmp_path: Path, grafana: GrafanaEmulator) -> Project:
+    """The `project` fixture's project, for an emulator a test starts itself (another version)."""
     shutil.copytree(REPO / "alerts", tmp_path / "alerts")
     (tmp_path / "dashboards").mkdir()
     for name in PROJECT_DASHBOARDS:
@@ -93,6 +99,7 @@ def project(tmp_path, grafana) -> Project:
             "backoff": {"initial": 0.01, "max": 0.05},
             "timeout": {"connect": 2, "read": 2},
         },
+        "slo": {"availability": {"target": None}},
     }
     (tmp_path / "relaywatch.yaml").write_text(yaml.safe_dump(config))
     return Project(tmp_path, grafana)

@@ -64,7 +64,7 @@ def test_project_build_lints_clean(tmp_path, overrides):
 def test_lint_command_on_the_build(built):
     result = run("lint", "--config", str(write_config(built / "relaywatch.yaml", {})), "--out", str(built))
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == "linted 5 artifacts: 0 errors, 0 warnings, 0 silenced"
+    assert result.stdout.strip() == "linted 7 artifacts: 0 errors, 0 warnings, 0 silenced"
 
 
 def test_build_runs_lint_and_fails_on_a_lint_error(tmp_path):
@@ -85,7 +85,7 @@ def test_build_runs_lint_and_fails_on_a_lint_error(tmp_path):
     linted = run("build", "--config", str(config), "--out", str(out))
     assert linted.exit_code == 1, linted.output
     assert "dashboards/fixed.json: panel 2 \"Rate\" target A: promql-rate-interval:" in linted.stdout
-    assert "linted 3 artifacts: 1 errors" in linted.stdout
+    assert "linted 4 artifacts: 1 errors" in linted.stdout
     skipped = run("build", "--config", str(config), "--out", str(out), "--no-lint")
     assert skipped.exit_code == 0, skipped.output
     assert "linted" not in skipped.stdout
@@ -106,7 +106,7 @@ def test_path_lints_a_dashboard_pulled_from_grafana(built, tmp_path):
 
     with_rules = run("lint", "--config", config, "--path", str(path), *(f"--path={r}" for r in rules))
     assert with_rules.exit_code == 0, with_rules.output
-    assert with_rules.stdout.strip() == "linted 3 artifacts: 0 errors, 0 warnings, 0 silenced"
+    assert with_rules.stdout.strip() == "linted 4 artifacts: 0 errors, 0 warnings, 0 silenced"
 
     # Alone, its recorded series are known from relaywatch's own recording rules.
     alone = run("lint", "--config", config, "--path", str(path))

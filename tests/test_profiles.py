@@ -106,7 +106,7 @@ def test_every_profile_builds_and_validates_with_promtool(name, tmp_path, promto
     assert "promtool passed" in result.stdout
     assert f"with profile {name}" in result.stdout
     assert sorted(p.name for p in (out / "dashboards").iterdir()) == [
-        "llm-gateway-cost.json", "llm-gateway-model.json", "llm-gateway-overview.json"]
+        "llm-gateway-cost.json", "llm-gateway-model.json", "llm-gateway-overview.json", "llm-gateway-slo.json"]
     again = cli("validate", "--config", str(config), "--out", str(out), "--promtool", promtool)
     assert again.exit_code == 0 and "0 problems; promtool passed" in again.stdout, again.stdout + again.stderr
 

@@ -113,7 +113,7 @@ def scenarios(tmp: Path) -> list[Scenario]:
         Scenario("healthy", [up(), *model_series("gpt-4.1", steady()), *model_series("claude-sonnet-4.5", steady())],
                  fires=set()),
         Scenario("error_burst", [up(), *model_series("gpt-4.1", burst), *model_series("claude-sonnet-4.5", steady())],
-                 fires={"LLMGatewayErrorRatioHigh"}),
+                 fires={"LLMGatewayErrorRatioHigh", "LLMGatewayErrorBudgetBurn"}),  # the SLO alert: an `or` of windows
         Scenario("latency_spike", [up(), *model_series("gpt-4.1", steady()),
                                    *model_series("claude-sonnet-4.5", steady(),
                                                  latency=lambda m: SLOW if 20 <= m < 45 else FAST)],

@@ -100,7 +100,7 @@ def test_keep_firing_for_uses_the_api_key_and_passes_the_schema_check(tmp_path):
 
 def test_group_bodies_carry_folder_interval_and_title(rendered):
     groups = {g.body["title"]: g for g in rendered[1]}  # the recording-only groups have no Grafana form
-    assert sorted(groups) == ["llm-gateway-alerts", "llm-gateway-cost-alerts"]
+    assert sorted(groups) == ["llm-gateway-alerts", "llm-gateway-cost-alerts", "llm-gateway-slo-alerts"]
     group = groups["llm-gateway-alerts"]
     assert group.key == "relaywatch/llm-gateway-alerts"
     assert group.body["title"] == "llm-gateway-alerts" and group.body["folderUid"] == "relaywatch"
@@ -254,7 +254,8 @@ def test_cli_build_writes_and_validates_the_rule_groups(tmp_path):
     assert body["folderUid"] == "relaywatch" and len(body["rules"]) == 8
     assert "0 problems" in result.output
     # Grafana evaluates the alerts now: the Prometheus rule files keep the recording rules only.
-    assert sorted(p.name for p in (tmp_path / "rules").iterdir()) == ["llm-gateway-recording.yaml"]
+    assert sorted(p.name for p in (tmp_path / "rules").iterdir()) == ["llm-gateway-recording.yaml",
+                                                                      "llm-gateway-slo.yaml"]
     assert "dashboards read recorded series" in result.output
 
 

@@ -61,7 +61,7 @@ def test_dashboard_configmaps_for_the_sidecar(built):
 def test_kustomization_lists_every_object(built):
     (kustomization,) = documents(built / "kubernetes" / "kustomization.yaml")
     others = sorted(p.name for p in (built / "kubernetes").iterdir() if p.name != "kustomization.yaml")
-    assert kustomization["resources"] == others and len(others) == 5
+    assert kustomization["resources"] == others and len(others) == 7  # 4 dashboards, 3 rule files
 
 
 def test_validation_checks_objects_and_runs_promtool_on_their_rules(built, tmp_path, promtool):

@@ -64,7 +64,7 @@ def test_files_target_writes_a_prometheus_snippet_that_prometheus_accepts(tmp_pa
                                       "rule_files": [str(tmp_path / "rules" / "*.yaml")]}))
     proc = subprocess.run([promtool, "check", "config", str(config)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "SUCCESS: 2 rule files found" in proc.stdout
+    assert "SUCCESS: 3 rule files found" in proc.stdout
 
 
 def test_deliveries_are_removed_when_no_longer_asked_for(tmp_path):
@@ -87,7 +87,7 @@ def test_a_rebuild_in_another_process_is_byte_identical(tmp_path):
                                                                        "PATH": "/usr/bin:/bin"})
         outputs.append({p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()})
     assert outputs[0] == outputs[1]
-    assert len(outputs[0]) == 17  # dashboards 3, rules 1, prometheus 1, grafana 2, ruler 3, k8s 5, provisioning 2
+    assert len(outputs[0]) == 24  # dashboards 4, rules 2, prometheus 1, grafana 3, ruler 5, k8s 7, provisioning 2
 
 
 def test_unknown_rules_target_flag_is_a_usage_error(tmp_path):

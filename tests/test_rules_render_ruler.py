@@ -49,6 +49,7 @@ def test_cli_writes_one_json_body_per_group(tmp_path):
     assert result.exit_code == 0, result.output
     files = sorted(p.name for p in (tmp_path / "ruler-rule-groups").iterdir())
     assert files == ["llm-gateway-alerts.json", "llm-gateway-cost-alerts.json", "llm-gateway-latency.json",
+                     "llm-gateway-slo-alerts.json", "llm-gateway-slo-long.json", "llm-gateway-slo.json",
                      "llm-gateway-tokens.json", "llm-gateway-traffic.json"]
     body = json.loads((tmp_path / "ruler-rule-groups" / "llm-gateway-alerts.json").read_text())
     rule_file = yaml.safe_load((tmp_path / "rules" / "llm-gateway-alerts.yaml").read_text())

@@ -47,7 +47,7 @@ def test_the_real_build_is_valid_and_passes_promtool(out):
     report = validate_build(out, PROFILE)
     assert report.problems == []
     assert report.promtool == "passed"
-    assert report.checked == 6  # 2 dashboards, 2 rule files, prometheus/rule_files.yml
+    assert report.checked == 8  # 4 dashboards, 3 rule files, prometheus/rule_files.yml
 
 
 def test_without_promtool_validation_says_it_did_not_run(out):

@@ -218,16 +218,19 @@ class GrafanaClient:
                 return None
             raise
 
-    def post(self, path: str, body: Any) -> Any:
-        return self.request("POST", path, body=body)
+    def post(self, path: str, body: Any, *, params: Mapping[str, Any] | None = None,
+             headers: Mapping[str, str] | None = None) -> Any:
+        return self.request("POST", path, body=body, params=params, headers=headers)
 
-    def put(self, path: str, body: Any) -> Any:
-        return self.request("PUT", path, body=body)
+    def put(self, path: str, body: Any, *, headers: Mapping[str, str] | None = None) -> Any:
+        return self.request("PUT", path, body=body, headers=headers)
 
-    def delete(self, path: str) -> Any:
-        return self.request("DELETE", path)
+    def delete(self, path: str, *, params: Mapping[str, Any] | None = None,
+               headers: Mapping[str, str] | None = None) -> Any:
+        return self.request("DELETE", path, params=params, headers=headers)
 
-    def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, body: Any = None) -> Any:
+    def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, body: Any = None,
+                headers: Mapping[str, str] | None = None) -> Any:
         started = time.monotonic()
         try:
             response = self.session.request(
@@ -235,6 +238,7 @@ class GrafanaClient:
                 self.base_url + path,
                 params=params,
                 json=body,
+                headers=dict(headers) if headers else None,
                 timeout=(self.settings.connect_timeout, self.settings.read_timeout),
                 allow_redirects=False,
             )

@@ -114,6 +114,7 @@ class _RuleRenderer:
     def rule(self, group: RuleGroup, alert: AlertRule, title: str) -> dict:
         where = f"rule group {group.name}: alert {alert.name} ({alert.severity})"
         prometheus_form = render_rule(alert, **self.options)
+        prometheus_form["annotations"]["description"] = alert.description  # without queried_detail: no query()
         override = self.settings["overrides"].get(alert.name, {})
         body: dict[str, Any] = {
             "uid": rule_uid(self.folder_uid, alert.name, alert.severity),
@@ -158,7 +159,12 @@ class _RuleRenderer:
 
 
 def data_query(alert: AlertRule) -> str:
-    """The PromQL of data item A before inlining: the condition's query, NaN dropped, guards joined."""
+    """The PromQL of data item A before inlining: the condition's query, NaN dropped, guards joined.
+
+    An alert with alternatives is its whole Prometheus expression: each branch applies its own
+    threshold there (comparisons drop NaN too), and C checks the loosest of them."""
+    if alert.alternatives:
+        return alert.expr()
     expr = alert.condition.query.expr
     if alert.condition.op != "!=":
         expr = f"{promql.paren(expr)} >= -Inf"
@@ -176,7 +182,7 @@ def _reduce() -> dict:
 
 
 def _condition(alert: AlertRule, where: str) -> dict:
-    op, threshold = alert.condition.op, alert.condition.threshold
+    op, threshold = _threshold(alert, where)
     if not math.isfinite(threshold):
         raise DefinitionError(f"{where}: threshold {threshold} is not a finite number")
     model: dict[str, Any] = {"refId": CONDITION, "datasource": {"type": EXPRESSIONS, "uid": EXPRESSIONS}}
@@ -186,6 +192,19 @@ def _condition(alert: AlertRule, where: str) -> dict:
     else:
         model.update(type="math", expression=f"${REDUCE} {op} {_decimal(threshold)}")
     return _expression(CONDITION, model)
+
+
+def _threshold(alert: AlertRule, where: str) -> tuple[str, float]:
+    """The comparison C applies: the condition's own, or for alternatives the loosest branch
+    threshold, which every sample that passed its own branch's filter in A also passes."""
+    if not alert.alternatives:
+        return alert.condition.op, alert.condition.threshold
+    conditions = [branch.condition for branch in alert.branches()]
+    ops = {c.op for c in conditions}
+    if len(ops) > 1 or not ops <= set(THRESHOLD_TYPES):
+        raise DefinitionError(f"{where}: alternatives must all compare with > or all with <")
+    op = ops.pop()
+    return op, (min if op == ">" else max)(c.threshold for c in conditions)
 
 
 def _expression(ref_id: str, model: dict) -> dict:

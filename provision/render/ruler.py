@@ -18,6 +18,24 @@ from provision.rules import render_group
 
 if TYPE_CHECKING:
     from provision.build import BuildResult
+    from provision.config import Config
+
+
+@dataclass(frozen=True)
+class RulerNamespace:
+    """Where relaywatch's ruler groups live: a namespace of the ruler behind a Grafana
+    datasource. The namespace is relaywatch's own; push --prune empties it of groups no
+    longer built and touches nothing outside it."""
+
+    datasource_uid: str
+    namespace: str
+    subtype: str  # Grafana's ?subtype= for a Prometheus-type datasource: mimir, cortex or prometheus
+
+    @classmethod
+    def from_config(cls, config: Config) -> RulerNamespace:
+        settings = config.rules["ruler"]
+        return cls(settings["datasource_uid"] or config.grafana["datasource"]["uid"], settings["namespace"],
+                   settings["subtype"])
 
 
 @dataclass(frozen=True)
@@ -34,14 +52,17 @@ class RulerRuleGroup:
     def key(self) -> str:
         return f"{self.datasource_uid}/{self.namespace}/{self.name}"
 
+    @property
+    def where(self) -> RulerNamespace:
+        return RulerNamespace(self.datasource_uid, self.namespace, self.subtype)
+
 
 def render_ruler_rule_groups(result: BuildResult) -> list[RulerRuleGroup]:
     config = result.context.config
-    settings = config.rules["ruler"]
-    datasource = settings["datasource_uid"] or config.grafana["datasource"]["uid"]
+    where = RulerNamespace.from_config(config)
     options = rule_render_options(config)
     return [
-        RulerRuleGroup(datasource, settings["namespace"], settings["subtype"], group.name,
+        RulerRuleGroup(where.datasource_uid, where.namespace, where.subtype, group.name,
                        render_group(group, **options))
         for group in prometheus_groups(config, result.groups)
     ]

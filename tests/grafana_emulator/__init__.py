@@ -46,18 +46,20 @@ Deliberate differences from the reference document, with the reason:
   ``dashboardUID``; list items carry ``"data": null`` (the 11.x list query does not load
   the JSON), the single-version endpoint carries the full JSON.
 * Not emulated: per-folder/per-dashboard permissions (RBAC is by action only), stars,
-  soft delete (``dashboardRestore``), library panels, alerting (extension point below).
+  soft delete (``dashboardRestore``), library panels.
 
 Layout: ``_common.py`` (error shapes A-E, Go-style body binding, slugify, state records,
 request-log entry, ``Route``), ``core.py`` (lifecycle, auth, RBAC, request log, fault
 injection, dispatch, **the route table** ``_register_routes``, health/user/org),
-``dashboards.py`` / ``folders.py`` / ``datasources.py`` (one mixin per resource family,
-one ``h_*`` handler per route).  ``GrafanaEmulator`` below combines them.
+``dashboards.py`` / ``folders.py`` / ``datasources.py`` / ``alerting.py`` (one mixin per
+resource family, one ``h_*`` handler per route; alerting: the provisioning API for
+Grafana-managed rules and the ruler proxy with emulated Mimir/Cortex/Loki rulers, see its
+docstring).  ``GrafanaEmulator`` below combines them.
 
 Extension point: every route is one ``Route`` in ``GrafanaEmulator.routes`` (method,
-pattern with ``{param}`` segments, handler, permission).  A later alerting task can add
-an ``alerting.py`` mixin (rules stored on ``self.state``) and register its routes, or
-call ``add_route()`` on an instance; handlers take a ``Request`` (``params``, ``q()``,
+pattern with ``{param}`` segments, handler, permission: an action, ``("any", [...])`` or a
+composite ``alerting.Any_``/``All_`` evaluator).  A mixin returns its routes from a method
+the route table calls (``alerting_routes``), or call ``add_route()`` on an instance; handlers take a ``Request`` (``params``, ``q()``,
 ``bind()``, ``identity``) and return an ``ApiResponse`` or raise ``ApiError``; ``err_a``..
 ``err_d`` and ``ApiResponse(status, raw=b"")`` (shape E) build error bodies.
 """
@@ -72,19 +74,20 @@ from ._common import (  # noqa: F401 - public API
     Identity, RecordedRequest, Request, Route, VersionRecord, bind, err_a, err_b, err_c,
     err_d, slugify,
 )
+from .alerting import AlertingMixin, AlertRuleRecord, RulerBackend, UpstreamRequest
 from .core import EmulatorCore
 from .dashboards import DashboardsMixin
 from .datasources import DatasourcesMixin
 from .folders import FoldersMixin
 
 __all__ = [
-    "ApiError", "ApiResponse", "DashboardRecord", "DatasourceRecord", "FolderRecord",
-    "GrafanaEmulator", "GrafanaState", "Identity", "RecordedRequest", "Request", "Route",
+    "AlertRuleRecord", "ApiError", "ApiResponse", "DashboardRecord", "DatasourceRecord", "FolderRecord",
+    "GrafanaEmulator", "RulerBackend", "UpstreamRequest", "GrafanaState", "Identity", "RecordedRequest", "Request", "Route",
     "VersionRecord", "make_fixture", "slugify",
 ]
 
 
-class GrafanaEmulator(DashboardsMixin, FoldersMixin, DatasourcesMixin, EmulatorCore):
+class GrafanaEmulator(DashboardsMixin, FoldersMixin, DatasourcesMixin, AlertingMixin, EmulatorCore):
     """In-process Grafana HTTP API on 127.0.0.1 (threaded).
 
     >>> with GrafanaEmulator(token="glsa_x") as g:

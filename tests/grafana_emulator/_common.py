@@ -377,12 +377,16 @@ class GrafanaState:
         self.datasources: dict[str, DatasourceRecord] = {}
         self.users: dict[int, UserRecord] = {}
         self.tokens: dict[str, TokenRecord] = {}
+        self.alert_rules: dict[str, Any] = {}  # uid -> alerting.AlertRuleRecord
+        self.rulers: dict[str, Any] = {}  # datasource uid -> alerting.RulerBackend
+        self.upstream_log: list[Any] = []  # alerting.UpstreamRequest: what the ruler proxy sent on
         self.login_failures: dict[str, list[float]] = {}
         self.database_ok = True
         self._next_dash_id = 1  # dashboards and folders share the `dashboard` table ids
         self._next_version_id = 1
         self._next_ds_id = 1
         self._next_user_id = 1
+        self._next_rule_id = 1
 
     def next_dashboard_id(self) -> int:
         self._next_dash_id += 1
@@ -400,6 +404,10 @@ class GrafanaState:
         self._next_user_id += 1
         return self._next_user_id - 1
 
+    def next_rule_id(self) -> int:
+        self._next_rule_id += 1
+        return self._next_rule_id - 1
+
     def user_by_login(self, login: str) -> UserRecord | None:
         for u in self.users.values():
             if u.login == login or (u.email and u.email == login):
@@ -415,19 +423,23 @@ class GrafanaState:
 _VIEWER = frozenset({
     "dashboards:read", "folders:read", "datasources:read", "datasources:query", "orgs:read",
     "annotations:read", "alert.rules:read", "alert.instances:read", "alert.notifications:read",
+    "alert.rules.external:read",
 })
 _EDITOR = _VIEWER | {
     "dashboards:create", "dashboards:write", "dashboards:delete", "folders:create",
     "folders:write", "folders:delete", "datasources:explore", "annotations:create",
     "annotations:write", "annotations:delete", "alert.rules:create", "alert.rules:write",
     "alert.rules:delete", "alert.instances:create", "alert.instances:write",
-    "alert.notifications:write",
+    "alert.notifications:write", "alert.rules.external:write",
+    # Grafana 11+: Editors may use the provisioning API for rules (alerting RBAC, April 2024)
+    "alert.provisioning.provenance:write",
 }
 _ADMIN = _EDITOR | {
     "datasources:create", "datasources:write", "datasources:delete", "datasources:id:read",
     "dashboards.permissions:read", "dashboards.permissions:write", "folders.permissions:read",
     "folders.permissions:write", "orgs:write", "org.users:read", "serviceaccounts:read",
     "alert.provisioning:read", "alert.provisioning:write", "alert.provisioning.secrets:read",
+    "alert.rules.provisioning:read", "alert.rules.provisioning:write",
 }
 ROLE_PERMISSIONS = {"Admin": frozenset(_ADMIN), "Editor": frozenset(_EDITOR),
                     "Viewer": _VIEWER, "None": frozenset()}
@@ -546,6 +558,8 @@ class Route:
         self.regex = re.compile("^/" + "/".join(parts) + "$")
 
     def needed(self) -> str:
+        if hasattr(self.permission, "allowed"):  # a composite evaluator (alerting.Any / All)
+            return str(self.permission)
         if isinstance(self.permission, tuple):
             return "any of " + ", ".join(self.permission[1])
         return str(self.permission)
@@ -553,6 +567,8 @@ class Route:
     def allowed(self, ident: Identity) -> bool:
         if self.permission is None:
             return True
+        if hasattr(self.permission, "allowed"):
+            return self.permission.allowed(ident)
         if isinstance(self.permission, tuple):
             return any(ident.can(a) for a in self.permission[1])
         return ident.can(self.permission)

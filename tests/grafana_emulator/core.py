@@ -456,6 +456,8 @@ class EmulatorCore:
         R(Route("DELETE", "/api/datasources/name/{name}", self.h_ds_delete_name,
                 "datasources:delete"))
         R(Route("GET", "/api/datasources/{id}", self.h_ds_get_id, "datasources:read"))
+        for route in self.alerting_routes():  # alerting.py: provisioning API and ruler proxy
+            R(route)
 
     # ==================================================================================
     # Health, identity

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from provision.build import BuildResult
 from provision.config import Config
 from provision.grafana.client import GrafanaClient, GrafanaError
+from provision.render.ruler import RulerNamespace
 
 CREATE, UPDATE, DELETE, UNCHANGED, DRIFTED, FAILED = "create", "update", "delete", "unchanged", "drifted", "failed"
 WRITES = frozenset({CREATE, UPDATE, DELETE})
@@ -36,6 +37,9 @@ class RunOptions:
     revision: str
     prune: bool = False
     force: bool = False
+    rule_targets: tuple[str, ...] = ()  # rules.target: which rule-group kinds are in play
+    editable_in_ui: bool = False  # rules.grafana.editable_in_ui: push rules without provenance
+    ruler: RulerNamespace | None = None  # where the ruler target's groups live
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ class Desired:
     name: str
     body: dict
     folder_uid: str = ""
+    source: Any = None  # the rendered delivery this was made from, when a kind needs more than the body
 
 
 @dataclass(frozen=True)
