@@ -38,6 +38,7 @@ class Spec:
     models: Callable[[dict], list[str] | None]  # the models behind a series (None: all)
     keys: list[dict] | None = None  # the series expected; None: one series without labels
     statuses: frozenset[str] | None = None  # the statuses counted (rates and ratios)
+    scale: float = 1.0  # a ratio divided by an error budget (burn rates) is that much less certain
     optional: list[dict] = field(default_factory=list)  # series that may be missing (too rare to be seen yet)
 
 
@@ -49,7 +50,7 @@ def status_class(value: str) -> str:
 class PanelExpectations:
     def __init__(self, expectation: Expectation, pricing: dict, buckets: tuple[float, ...], *,
                  status_value: Callable[[str], str] = str, in_flight_by_model: bool = True,
-                 budget: float | None = None):
+                 budget: float | None = None, slo_target: float | None = None):
         """`status_value`: the profile's status label value for a contract status (the recorder's choice);
         `in_flight_by_model`: whether the profile's in-flight gauge carries the model label."""
         self.e = expectation
@@ -60,6 +61,7 @@ class PanelExpectations:
         self.unpriced = [m for m in self.models if m not in pricing]
         self.in_flight_by_model = in_flight_by_model
         self.budget = budget
+        self.slo_target = slo_target
         self.covered_seconds = 0.0  # recorded history an integral over $__range sees; set by the harness
         self.classes: dict[str, set[str]] = {}
         for model in self.models:
@@ -147,6 +149,30 @@ class PanelExpectations:
             "Budget used": [Spec((), "integral", lambda k: self._spend_per_second(k) / self.budget, everything)],
         }
 
+    def _slo_specs(self) -> dict[str, list[Spec]]:
+        """The availability SLO dashboard. Every window's error ratio is the scenario's: rules over
+        windows longer than the history average the history there is."""
+        if self.slo_target is None:
+            return {}
+        everything, target = self._models_of(False), self.slo_target
+        failed = frozenset(FAILED)
+        budget = 1 - target
+        sli = Spec((), "ratio", lambda k: 1 - self.e.ratio(FAILED), everything, statuses=failed)
+        burn = Spec((), "ratio", lambda k: self.e.ratio(FAILED) / budget, everything, statuses=failed, scale=1 / budget)
+        left = Spec((), "ratio", lambda k: 1 - self.e.ratio(FAILED) / budget, everything, statuses=failed,
+                    scale=1 / budget)
+        objective = Spec((), "exact", lambda k: target, everything)
+        return {
+            "Objective": [objective],
+            "SLI over 30d": [sli],
+            "Error budget left": [left],
+            "Burn rate (1h)": [burn],
+            "Error budget left over time": [left],
+            "Burn rate": [burn] * 4,
+            "Burn rate by window": [burn] * 8,
+            "SLI": [sli, sli, objective],
+        }
+
     def _model_keys(self, by_model: bool, models=None) -> list[dict] | None:
         return [{"model": m} for m in (models or self.models)] if by_model else None
 
@@ -217,6 +243,7 @@ class PanelExpectations:
             "Tokens by type": [tokens_by_type],
             "Spend by token type": [spend_by_type],
             **self._cost_specs(),
+            **self._slo_specs(),
         }
 
     # -- comparing -------------------------------------------------------------
@@ -225,10 +252,10 @@ class PanelExpectations:
         """Why `actual` is not what the spec expects for this series, or None."""
         statuses = spec.statuses or (self.classes[key["status_class"]] if "status_class" in key else None)
         return self.mismatch(spec.kind, actual, spec.value(key), window=window, models=spec.models(key),
-                             statuses=statuses)
+                             statuses=statuses, scale=spec.scale)
 
     def mismatch(self, kind: str, actual: float, expected: float, *, window: float, models=None,
-                 statuses=None) -> str | None:
+                 statuses=None, scale: float = 1.0) -> str | None:
         """Why `actual` is too far from `expected` for a value of this kind over `window` seconds, or None."""
         if kind == "quantile":
             allowed = self.acceptable_buckets(expected)
@@ -248,7 +275,7 @@ class PanelExpectations:
         support = max(self.e.request_rate(models), 1e-9)
         counts = 2 * self.series_counted(models, statuses)
         timeout = self.e.traffic.timeout_seconds
-        slack = {"rate": counts / window, "ratio": counts / (support * window),
+        slack = {"rate": counts / window, "ratio": scale * counts / (support * window),
                  "latency": 1.5 * timeout / (support * window)}.get(kind, 0.0)
         if abs(actual - expected) <= RELATIVE[kind] * abs(expected) + slack:
             return None
@@ -308,6 +335,11 @@ def expected_alerts(e: Expectation, config, buckets: tuple[float, ...]) -> tuple
             must.add(("LLMGatewayLatencyP95High", model, "warning"))
         elif upper > threshold:
             may.add(("LLMGatewayLatencyP95High", model, "warning"))
+    target = config.data["slo"]["availability"]["target"]
+    if target is not None:  # one page (14.4x or 6x) and one ticket (3x or 1x), every window burning alike
+        burn = e.ratio(FAILED) / (1 - target)
+        compare(("LLMGatewayErrorBudgetBurn", None, "critical"), burn, 6)
+        compare(("LLMGatewayErrorBudgetBurn", None, "warning"), burn, 1)
     budget = config.data["cost"]["monthly_budget_usd"]
     if budget:
         today = datetime.now(timezone.utc)

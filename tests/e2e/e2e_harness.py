@@ -53,6 +53,7 @@ def e2e_settings(tmp: Path, **extra) -> dict:
         "selector": {"job": JOB},
         "scrape_interval": f"{SCRAPE_INTERVAL}s",
         "rules": {"interval": f"{RULE_INTERVAL}s"},
+        "slo": {"long_window_interval": f"{RULE_INTERVAL}s"},  # the 1d/3d/30d groups too, for quick settling
         "paths": {"dashboards": str(REPO / "dashboards"), "alerts": str(REPO / "alerts"), "build": str(tmp / "build")},
         "simulate": {"arrivals": "steady", "models": models},
     }
@@ -109,7 +110,8 @@ class Running:
 
         return PanelExpectations(self.expectation, self.config.pricing, self.buckets, status_value=status_value,
                                  in_flight_by_model=in_flight_by_model,
-                                 budget=self.config.data["cost"]["monthly_budget_usd"])
+                                 budget=self.config.data["cost"]["monthly_budget_usd"],
+                                 slo_target=self.config.data["slo"]["availability"]["target"])
 
 
 def panel_targets(running: Running):
