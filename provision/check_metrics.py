@@ -287,7 +287,8 @@ def _near_miss(exposition: Exposition, name: str) -> str:
     if escaped != name and escaped in exposition.samples:
         return (f"; the endpoint serves it as {escaped}: its OpenMetrics output turns ':' into '_' "
                 "(prometheus_client with escaping=underscores, client_python#1177), so Prometheus stores that "
-                "name; serve the text format or rename with metric_relabel_configs")
+                "name; for vLLM set profile_options.vllm.metric_prefix: vllm_ (or rename with "
+                "metric_relabel_configs)")
     base = name.removesuffix("_bucket").removesuffix("_total")
     candidates = [n for n in sorted(exposition.samples) if n != name and (
         n in (base, base + "_total", base + "_bucket") or n.endswith("_" + base) or base.endswith("_" + n))]
