@@ -36,6 +36,17 @@ lint: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+## e2e: only the end-to-end tests against a real Prometheus (tests/e2e, a few minutes)
+e2e: $(STAMP)
+	$(BIN)/python -m pytest -m e2e
+
+## demo: Prometheus (127.0.0.1:9090) and the traffic simulator (127.0.0.1:9464) with the generated rules
+## and an hour of backfilled history; Ctrl-C stops both
+demo: $(STAMP)
+	$(PROVISION) demo $(CONFIG_FLAG)
+
+.PHONY: e2e demo
+
 clean:
 	rm -rf build
 

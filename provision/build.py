@@ -48,6 +48,7 @@ class BuildResult:
 
 def build(config: Config) -> BuildResult:
     ctx = make_context(config)
+    _require_definitions(config)
     ctx.notices.extend(gap_notices(ctx.profile, config))
     dashboards, sources = _dashboards(config, ctx)
     groups = _rule_groups(config, ctx)
@@ -57,6 +58,15 @@ def build(config: Config) -> BuildResult:
 
     result.deliveries = render_deliveries(result)
     return result
+
+
+def _require_definitions(config: Config) -> None:
+    """Refuse to build from a place with no definition folders at all: an empty build
+    pushed with --prune would delete every managed dashboard."""
+    folders = [config.path("dashboards"), config.path("alerts")]
+    if not any(folder.is_dir() for folder in folders):
+        where = " or ".join(str(folder) for folder in folders)
+        raise DefinitionError(f"no definitions: neither {where} exists; run from the repository or pass --config")
 
 
 def prometheus_groups(config: Config, groups: list[RuleGroup]) -> list[RuleGroup]:

@@ -121,6 +121,29 @@ DEFAULTS: dict[str, Any] = {
         "availability": {"target": 0.985, "count_rate_limited": False},
         "latency": {"target": None, "threshold_seconds": None},
     },
+    "simulate": {
+        # 9464: the port OpenTelemetry's in-process Prometheus exporters use by default, in the
+        # exporter range; away from Prometheus (9090), Alertmanager (9093), Grafana (3000) and
+        # the gateways themselves (vLLM and prometheus_client examples 8000, LiteLLM 4000).
+        "host": "127.0.0.1",
+        "port": 9464,
+        "seed": 1,
+        "arrivals": "poisson",
+        "scenario": "healthy",
+        "timeout_seconds": 30.0,
+        "token_spread": 0.5,
+        "statuses": {"500": 0.002, "502": 0.001, "429": 0.004, "401": 0.0005, "timeout": 0.001, "error": 0.0005},
+        "faults": {
+            "model": None,
+            "error_ratio": 0.3,
+            "timeout_ratio": 0.2,
+            "rate_limited_ratio": 0.4,
+            "unauthorized_ratio": 0.6,
+            "latency_factor": 6.0,
+            "token_factor": 10.0,
+        },
+        "models": None,
+    },
 }
 
 # Sections whose user value replaces the default wholesale instead of being merged

@@ -12,6 +12,8 @@ the same for every gateway.
 
 from __future__ import annotations
 
+import functools
+import re
 from dataclasses import dataclass, field
 
 # Canonical labels of recorded series.
@@ -80,6 +82,18 @@ class Matcher:
 
     def render(self) -> str:
         return f"{self.label}{self.op}{quote(self.value)}"
+
+    def matches(self, value: str) -> bool:
+        """Whether a label value (\"\" when the label is absent) satisfies this matcher.
+
+        Prometheus anchors regular expressions at both ends, hence fullmatch.
+        """
+        if self.op == "=":
+            return value == self.value
+        if self.op == "!=":
+            return value != self.value
+        found = _regex(self.value).fullmatch(value) is not None
+        return found if self.op == "=~" else not found
 
 
 @dataclass(frozen=True)
@@ -180,3 +194,8 @@ def quote(value: str) -> str:
     """A PromQL double-quoted string literal."""
     escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return f'"{escaped}"'
+
+
+@functools.lru_cache(maxsize=256)
+def _regex(pattern: str) -> re.Pattern:
+    return re.compile(pattern)

@@ -237,3 +237,11 @@ def test_duplicate_dashboard_uids_are_refused(tmp_path):
     result = CliRunner().invoke(main, ["build", "--config", str(tmp_path / "relaywatch.yaml")])
     assert result.exit_code == 1
     assert "dashboard uid 'same' is also defined in a.py" in result.output
+
+
+def test_a_place_without_definition_folders_builds_nothing_and_says_so(tmp_path):
+    (tmp_path / "relaywatch.yaml").write_text("{}\n")
+    result = CliRunner().invoke(main, ["build", "--config", str(tmp_path / "relaywatch.yaml")])
+    assert result.exit_code == 1
+    assert "no definitions: neither" in result.output and "run from the repository" in result.output
+    assert not (tmp_path / "build").exists()

@@ -175,6 +175,21 @@ def test_vllm_failed_reasons_come_from_config():
     assert get_profile("vllm").role("failed").matchers[0].value == "error"
 
 
+def test_vllm_metric_names_follow_the_configured_prefix(tmp_path):
+    assert get_profile("vllm").role("requests").series == "vllm:request_success_total"
+    underscored = get_profile("vllm", {"profile_options": {"vllm": {"metric_prefix": "vllm_"}}})
+    assert underscored.role("requests").series == "vllm_request_success_total"
+    assert underscored.role("latency").series == "vllm_e2e_request_latency_seconds"
+    assert {m.name for m in underscored.metrics} >= {"vllm_num_requests_running", "vllm_generation_tokens_total"}
+    config = write_config(tmp_path, profile="vllm", profile_options={"vllm": {"metric_prefix": "vllm_"}})
+    result = cli("build", "--config", str(config), "--out", str(tmp_path / "b"))
+    assert result.exit_code == 0, result.stderr
+    recording = (tmp_path / "b" / "rules" / "llm-gateway-recording.yaml").read_text()
+    assert "vllm_request_success_total" in recording and "vllm:request_success_total" not in recording
+    bad = write_config(tmp_path, profile="vllm", profile_options={"vllm": {"metric_prefix": "vllm."}})
+    assert cli("build", "--config", str(bad), "--out", str(tmp_path / "c")).exit_code == 2
+
+
 def test_unknown_profile_options_are_config_errors(tmp_path):
     config = write_config(tmp_path, profile="otel_genai", profile_options={"otel_genai": {"rate_limit": ["x"]}})
     result = cli("build", "--config", str(config), "--out", str(tmp_path / "b"))

@@ -48,12 +48,15 @@ from provision.contract import (
 from provision.promql import any_of
 
 NAME = "vllm"
-FINISHED = "vllm:request_success_total"
-E2E_LATENCY = "vllm:e2e_request_latency_seconds"
-PROMPT = "vllm:prompt_tokens_total"
-GENERATION = "vllm:generation_tokens_total"
-RUNNING = "vllm:num_requests_running"
-WAITING = "vllm:num_requests_waiting"
+FINISHED = "request_success_total"
+E2E_LATENCY = "e2e_request_latency_seconds"
+PROMPT = "prompt_tokens_total"
+GENERATION = "generation_tokens_total"
+RUNNING = "num_requests_running"
+WAITING = "num_requests_waiting"
+# vLLM names its metrics vllm:*. prometheus_client 0.26 serves them as vllm_* when
+# Prometheus asks for OpenMetrics (client_python#1177), so that is what gets stored.
+PREFIXES = ("vllm:", "vllm_")
 MODEL_LABEL = "model_name"
 REASON_LABEL = "finished_reason"
 BASE_LABELS = (MODEL_LABEL, "engine")
@@ -62,36 +65,39 @@ BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0,
            480.0, 960.0, 1920.0, 7680.0)
 COMPLETED_REASONS = ("stop", "length", "repetition")
 
-OPTIONS = {"failed_reasons": ["error"]}
+OPTIONS = {"failed_reasons": ["error"], "metric_prefix": "vllm:"}
 
 
 def profile(options: dict | None = None) -> Profile:
     opts = {**OPTIONS, **(options or {})}
     failed = opts["failed_reasons"]
+    prefix = opts["metric_prefix"]
+    finished, e2e_latency, prompt, generation, running, waiting = (
+        prefix + name for name in (FINISHED, E2E_LATENCY, PROMPT, GENERATION, RUNNING, WAITING))
     roles = {
-        REQUESTS: Selection(FINISHED),
-        SUCCEEDED: Selection(FINISHED, (Matcher(REASON_LABEL, "=~", any_of(COMPLETED_REASONS)),)),
-        LATENCY: Selection(E2E_LATENCY),
-        PROMPT_TOKENS: Selection(PROMPT),
-        COMPLETION_TOKENS: Selection(GENERATION),
-        INFLIGHT: Selection(RUNNING, plus=(WAITING,)),
+        REQUESTS: Selection(finished),
+        SUCCEEDED: Selection(finished, (Matcher(REASON_LABEL, "=~", any_of(COMPLETED_REASONS)),)),
+        LATENCY: Selection(e2e_latency),
+        PROMPT_TOKENS: Selection(prompt),
+        COMPLETION_TOKENS: Selection(generation),
+        INFLIGHT: Selection(running, plus=(waiting,)),
     }
     if failed:
-        roles[FAILED] = Selection(FINISHED, (Matcher(REASON_LABEL, "=~", any_of(failed)),))
+        roles[FAILED] = Selection(finished, (Matcher(REASON_LABEL, "=~", any_of(failed)),))
     return Profile(
         name=NAME,
-        title="vLLM OpenAI-compatible server (vllm:*)",
+        title=f"vLLM OpenAI-compatible server ({prefix}*)",
         model_label=MODEL_LABEL,
         status_label=REASON_LABEL,
         latency_buckets=BUCKETS,
         metrics=(
-            Metric(FINISHED, COUNTER, (*BASE_LABELS, REASON_LABEL), help="Count of successfully processed requests."),
-            Metric(E2E_LATENCY, HISTOGRAM, BASE_LABELS, buckets=BUCKETS,
+            Metric(finished, COUNTER, (*BASE_LABELS, REASON_LABEL), help="Count of successfully processed requests."),
+            Metric(e2e_latency, HISTOGRAM, BASE_LABELS, buckets=BUCKETS,
                    help="Histogram of e2e request latency in seconds."),
-            Metric(PROMPT, COUNTER, BASE_LABELS, help="Number of prefill tokens processed."),
-            Metric(GENERATION, COUNTER, BASE_LABELS, help="Number of generation tokens processed."),
-            Metric(RUNNING, GAUGE, BASE_LABELS, help="Number of requests in model execution batches."),
-            Metric(WAITING, GAUGE, BASE_LABELS, help="Number of requests waiting to be processed."),
+            Metric(prompt, COUNTER, BASE_LABELS, help="Number of prefill tokens processed."),
+            Metric(generation, COUNTER, BASE_LABELS, help="Number of generation tokens processed."),
+            Metric(running, GAUGE, BASE_LABELS, help="Number of requests in model execution batches."),
+            Metric(waiting, GAUGE, BASE_LABELS, help="Number of requests waiting to be processed."),
         ),
         roles=roles,
         source="vllm-project/vllm vllm/v1/metrics/loggers.py, vllm/v1/engine/__init__.py",
