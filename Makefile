@@ -59,3 +59,13 @@ push: $(STAMP)
 ## diff: what push would change in Grafana, with a unified diff per dashboard (DIFF_FLAGS="--exit-code")
 diff: $(STAMP)
 	$(PROVISION) diff $(CONFIG_FLAG) $(DIFF_FLAGS)
+
+.PHONY: bench bench-quick
+
+## bench: the benchmark suite (build, push, query cost, SLO window), ratios against baselines; writes docs/benchmarks.md
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks --out docs/benchmarks.md
+
+## bench-quick: the same suite at smaller sizes; writes build/benchmarks.md
+bench-quick: $(STAMP)
+	$(BIN)/python -m benchmarks --quick --out build/benchmarks.md

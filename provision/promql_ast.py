@@ -39,6 +39,7 @@ DURATION_VARIABLES = {"__rate_interval", "__interval", "__range", "__auto"}
 NUMBER_VARIABLES = {"__range_s", "__range_ms", "__interval_ms"}
 # $name, ${name}, ${name:format}, [[name]]
 _VARIABLE = re.compile(r"\$\{(\w+)(?::[\w-]+)?\}|\$(\w+)|\[\[(\w+)(?::[\w-]+)?\]\]")
+_SPECIAL = re.compile(r"""[\\"'`$\[\]]""")  # the characters substitute_variables acts on
 # Synthetic series every Prometheus has, and ALERTS.
 BUILTIN_SERIES = {"up", "scrape_duration_seconds", "scrape_samples_scraped", "ALERTS", "ALERTS_FOR_STATE"}
 
@@ -62,18 +63,25 @@ class PromQLError(ValueError):
 def substitute_variables(expr: str, *, mark: bool = False) -> str:
     """`expr` with every Grafana variable replaced by valid PromQL of the right kind."""
     out, quoted, brackets, i = [], None, 0, 0
-    while i < len(expr):
-        char = expr[i]
+    while True:
+        # Only quotes, escapes, brackets and `$` change anything: copy the text between them whole.
+        special = _SPECIAL.search(expr, i)
+        if special is None:
+            out.append(expr[i:])
+            return "".join(out)
+        at = special.start()
+        out.append(expr[i:at])
+        char = expr[at]
         if quoted:
             if char == "\\":
-                out.append(expr[i : i + 2])
-                i += 2
+                out.append(expr[at : at + 2])
+                i = at + 2
                 continue
             if char == quoted:
                 quoted = None
         elif char in "\"'`":
             quoted = char
-        match = _VARIABLE.match(expr, i) if char in "$[" else None
+        match = _VARIABLE.match(expr, at) if char in "$[" else None
         name = next((g for g in match.groups() if g), None) if match else None
         if name and not name.isdigit():  # $1 in label_replace is a regex group, not a variable
             out.append(_stand_in(name, inside_string=quoted is not None, in_range=brackets > 0, mark=mark))
@@ -82,8 +90,7 @@ def substitute_variables(expr: str, *, mark: bool = False) -> str:
         if not quoted:
             brackets += {"[": 1, "]": -1}.get(char, 0)
         out.append(char)
-        i += 1
-    return "".join(out)
+        i = at + 1
 
 
 def _stand_in(name: str, *, inside_string: bool, in_range: bool, mark: bool) -> str:

@@ -252,15 +252,22 @@ class Recordings:
         When the outcome is the request counter narrowed by its status label, it is
         read from the per-status recording instead of the raw series again.
         """
-        selection, requests = self.profile.role(role), self.profile.role(REQUESTS)
-        status = self.profile.status_label
-        extra = [m for m in selection.matchers if m not in requests.matchers]
-        if self.profile.has(STATUS_BREAKDOWN) and selection.series == requests.series and all(
-            m.label == status for m in extra
-        ):
-            matchers = [Matcher(STATUS, m.op, m.value) for m in extra]
+        matchers = self.status_matchers(role)
+        if matchers is not None:
             return promql.sum_by((JOB, MODEL), promql.selector(self.names.requests_by_status, matchers))
         return self._rate_by(role, (JOB, MODEL)).expr
+
+    def status_matchers(self, role: str) -> tuple[Matcher, ...] | None:
+        """The role's matchers on the canonical status label, when the role is the request
+        counter narrowed by its status label only, so that a per-status recording of the
+        requests answers for it; None otherwise."""
+        if not (self.profile.has(STATUS_BREAKDOWN) and self.profile.has(role)):
+            return None
+        selection, requests = self.profile.role(role), self.profile.role(REQUESTS)
+        extra = [m for m in selection.matchers if m not in requests.matchers]
+        if selection.series != requests.series or any(m.label != self.profile.status_label for m in extra):
+            return None
+        return tuple(Matcher(STATUS, m.op, m.value) for m in extra)
 
     def _sum_raw(self, role: str, by: tuple[str, ...]) -> Query:
         if not self.profile.has(role):

@@ -31,7 +31,7 @@ from decimal import Decimal
 
 from provision import promql
 from provision.config import Config, ConfigError
-from provision.contract import FAILED, JOB, LATENCY, LE, MODEL, RATE_LIMITED, REQUESTS, Matcher, Profile
+from provision.contract import FAILED, JOB, LATENCY, LE, MODEL, RATE_LIMITED, REQUESTS, STATUS, Matcher, Profile
 from provision.promql import duration_seconds
 from provision.recording import Recordings
 from provision.rules import Branch, Condition, Query, RecordingRule, RuleGroup
@@ -191,6 +191,8 @@ class SLOs:
         """Short windows at the usual interval; 1d, 3d and the period at the long interval."""
         short, long = [], []
         long_windows = {duration_seconds(w) for w in (*LONG_WINDOWS, self.period)}
+        for level in self.levels:
+            short += self._by_status_rules(level)
         for objective in self.objectives:
             for level in self.levels:
                 names = self.names(objective, level)
@@ -259,9 +261,41 @@ class SLOs:
             return f"clamp_min(1 - {promql.ratio(fast, rate(LATENCY, level, window, '_count').expr)}, 0)"
         # An outcome never seen has no series: count it as 0 wherever there is traffic.
         zero = f"0 * {self.names(objective, level).requests(self.base_window)}"
+        if self._reads_by_status(objective):
+            by_status = by_status_name(level, window)
+            bad = " + ".join(promql.paren(f"{promql.sum_by(level, promql.selector(by_status, self._status(role)))} "
+                                          f"or {zero}") for role in self._bad_roles(objective))
+            return promql.ratio(bad, promql.sum_by(level, by_status))
         bad = " + ".join(promql.paren(f"{rate(role, level, window).expr} or {zero}")
                          for role in self._bad_roles(objective))
         return promql.ratio(bad, rate(REQUESTS, level, window).expr)
+
+    def _status(self, role: str) -> tuple[Matcher, ...]:
+        return self.recordings.status_matchers(role) or ()
+
+    def _reads_by_status(self, objective: Objective) -> bool:
+        """Whether the bad requests of `objective` are requests with some statuses, so that one
+        per-status recording per window serves both sides of its raw-window ratios."""
+        return objective.name == AVAILABILITY and all(
+            self.recordings.status_matchers(role) is not None for role in self._bad_roles(objective))
+
+    def _raw_windows(self) -> tuple[str, ...]:
+        return tuple(w for w in self.windows() if w != self.base_window and duration_seconds(w) <= EXACT_UP_TO)
+
+    def _by_status_rules(self, level: tuple[str, ...]) -> list[RecordingRule]:
+        """Requests per status over each raw window: the raw counters are read once per window
+        for both the bad requests and all of them (the job level sums the model level)."""
+        if not any(self._reads_by_status(o) for o in self.objectives):
+            return []
+        rules = []
+        for window in self._raw_windows():
+            if level == JOB_LEVEL and self.per_model:
+                query = Query(promql.sum_by((*JOB_LEVEL, STATUS), by_status_name(MODEL_LEVEL, window)),
+                              requires=frozenset([REQUESTS]))
+            else:
+                query = self.recordings.window_rate(REQUESTS, (*level, STATUS), window)
+            rules.append(RecordingRule(by_status_name(level, window), query))
+        return rules
 
     def _query(self, objective: Objective, expr: str) -> Query:
         missing = self.recordings.profile.missing(objective.requires)
@@ -338,6 +372,11 @@ class SLOs:
 def percent(share: Decimal) -> str:
     """0.995 -> '99.5%', 0.1 -> '10%'."""
     return f"{share * 100:f}".rstrip("0").rstrip(".") + "%"
+
+
+def by_status_name(level: tuple[str, ...], window: str) -> str:
+    """Requests per second by status over `window` at `level`, e.g. job_status:llm_requests:rate1h."""
+    return f"{'_'.join((*level, STATUS))}:llm_requests:rate{window}"
 
 
 def le_matcher(threshold: float) -> Matcher:

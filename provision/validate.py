@@ -19,6 +19,7 @@ import jsonschema
 import yaml
 
 from provision.contract import Profile
+from provision import yamlread
 from provision.promql_ast import BUILTIN_SERIES, PromQLError, metric_names
 
 PROMTOOL_TIMEOUT_SECONDS = 120
@@ -53,7 +54,7 @@ def validate_build(out_dir: Path, profile: Profile, *, promtool: str | None = "p
     problems: list[Problem] = []
     rule_files = {}
     for path in rule_paths:
-        loaded = _load(path, yaml.safe_load, problems)
+        loaded = _load(path, yamlread.load, problems)
         if loaded is not None:
             rule_files[path] = loaded
     recorded = {rule["record"] for f in rule_files.values() for g in f.get("groups") or [] for rule in g.get("rules") or []

@@ -28,6 +28,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from provision import yamlread
 from provision.promql import duration_seconds
 from provision.promql_ast import BUILTIN_SERIES
 from provision.render import (
@@ -277,7 +278,7 @@ def _load(path: Path, artifact: str, report: DeliveryReport):
         text = path.read_text(encoding="utf-8")
         if path.suffix == ".json":
             return json.loads(text)
-        documents = [d for d in yaml.safe_load_all(text) if d is not None]
+        documents = [d for d in yamlread.load_all(text) if d is not None]
         return documents if path.parent.name == KUBERNETES_DIR else (documents[0] if documents else None)
     except (ValueError, yaml.YAMLError, OSError) as exc:
         report.problems.append(Problem(artifact, "", f"cannot be read: {str(exc).splitlines()[0]}"))

@@ -154,10 +154,19 @@ def test_default_build_records_every_window_the_budget_and_the_burn_rate(tmp_pat
 
 
 def test_windows_up_to_an_hour_read_raw_counters_and_longer_ones_sum_the_5m_rates(tmp_path):
-    names = recorded(built(tmp_path))
+    result = built(tmp_path)
+    names = recorded(result)
     for window in ("30m", "1h"):
-        assert f'rate(holysheep_requests_total{{status_code=~"5..|timeout|error"}}[{window}])' in (
-            names[f"job:llm_slo_availability_errors:ratio_rate{window}"])
+        # the raw counters are read once per window, by status; both sides of the ratio read that
+        assert names[f"job_status:llm_requests:rate{window}"] == (
+            f'sum by (job, status) (label_replace(sum by (job, status_code) (rate(holysheep_requests_total[{window}])), '
+            '"status", "$1", "status_code", "(.*)"))')
+        assert names[f"job:llm_slo_availability_errors:ratio_rate{window}"] == (
+            f'(sum by (job) (job_status:llm_requests:rate{window}{{status=~"5..|timeout|error"}}) '
+            f"or 0 * job:llm_slo_availability_requests:rate5m) / (sum by (job) (job_status:llm_requests:rate{window}))")
+    raw_reads = [r["expr"] for g in result.rule_files["llm-gateway-slo"]["groups"] for r in g["rules"]
+                 if "holysheep_requests_total[" in r.get("expr", "")]
+    assert len(raw_reads) == 2  # one per raw window
     assert names["job:llm_slo_availability_errors:ratio_rate30d"] == (
         "sum_over_time(job:llm_slo_availability_errors:rate5m[30d]) "
         "/ sum_over_time(job:llm_slo_availability_requests:rate5m[30d])")
@@ -174,7 +183,8 @@ def test_long_windows_are_evaluated_less_often(tmp_path):
 def test_a_different_recording_window_reads_5m_from_raw_counters(tmp_path):
     names = recorded(built(tmp_path, rules={"window": "2m"}))
     assert "job:llm_slo_availability_errors:rate2m" in names
-    assert "[5m]" in names["job:llm_slo_availability_errors:ratio_rate5m"]
+    assert "job_status:llm_requests:rate5m" in names["job:llm_slo_availability_errors:ratio_rate5m"]
+    assert "holysheep_requests_total[5m]" in names["job_status:llm_requests:rate5m"]
     assert "job:llm_slo_availability_errors:rate2m[1d]" in names["job:llm_slo_availability_errors:ratio_rate1d"]
 
 
@@ -189,7 +199,7 @@ def test_rate_limited_requests_count_as_failures_only_when_asked(tmp_path):
     plain = recorded(built(tmp_path / "a"))
     counted = recorded(built(tmp_path / "b", {"availability": {"count_rate_limited": True}}))
     assert "429" not in plain["job:llm_slo_availability_errors:ratio_rate1h"]
-    assert 'status_code="429"' in counted["job:llm_slo_availability_errors:ratio_rate1h"]
+    assert 'job_status:llm_requests:rate1h{status="429"}' in counted["job:llm_slo_availability_errors:ratio_rate1h"]
     assert "llm_requests_rate_limited:rate5m" in counted["job:llm_slo_availability_errors:rate5m"]
 
 
@@ -242,6 +252,9 @@ def test_per_model_objectives_alert_per_model_and_record_both_levels(tmp_path):
     names = recorded(result)
     assert "job_model:llm_slo_availability_errors:ratio_rate1h" in names
     assert "job:llm_slo_availability_errors:ratio_rate1h" in names  # for the dashboard's totals
+    # one raw read per window, at the model level; the job level sums it
+    assert "holysheep_requests_total[1h]" in names["job_model_status:llm_requests:rate1h"]
+    assert names["job_status:llm_requests:rate1h"] == "sum by (job, status) (job_model_status:llm_requests:rate1h)"
     assert names["job:llm_slo_latency_errors:rate5m"] == "sum by (job) (job_model:llm_slo_latency_errors:rate5m)"
     for alert in alerts(result):
         assert "(label_replace(job_model:llm_slo_" in alert["expr"] and "and on (job, model)" in alert["expr"]

@@ -108,22 +108,28 @@ def get_version(client: GrafanaClient, uid: str, version: int) -> tuple[Version,
 
 
 def current_version(client: GrafanaClient, uid: str, version: int) -> Version:
-    """The record of a dashboard's current `version`, its message as written.
+    """The record of a dashboard's current `version`, its message as written: one request.
 
-    One list request (newest first, no dashboard JSON) usually answers. Grafana shows the
-    first save of a dashboard as "Initial save" in that list, whatever its message was,
-    so for such an entry the version itself is read.
+    A list request (newest first, no dashboard JSON) answers for later versions. Grafana
+    shows every first save as "Initial save" in that list, whatever its message was, so
+    version 1 (and a listed entry Grafana reworded) is read on its own.
     """
-    listed = list_versions(client, uid, limit=1)
-    entry = listed[0] if listed and listed[0].version == version else None
+    entry = None if version == 1 else _listed(client, uid, version)
     if entry and not entry.reworded:
         return entry
     try:
         return get_version(client, uid, version)[0]
     except GrafanaError as exc:
-        if entry and exc.status in (404, 405, 500, 501):  # no single-version endpoint: the list will do
-            return entry
+        if exc.status in (404, 405, 500, 501):  # no single-version endpoint: the list will do
+            entry = entry or _listed(client, uid, version)
+            if entry:
+                return entry
         raise
+
+
+def _listed(client: GrafanaClient, uid: str, version: int) -> Version | None:
+    listed = list_versions(client, uid, limit=1)
+    return listed[0] if listed and listed[0].version == version else None
 
 
 class NoRollbackTarget(Exception):

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from provision import yamlread
 from provision.promql_ast import PromQLError, parse
 
 DASHBOARDS_DIR, RULES_DIR = "dashboards", "rules"
@@ -207,7 +208,7 @@ def read_document(path: Path) -> tuple[str, Any]:
         except json.JSONDecodeError as exc:
             raise LintInputError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
     try:
-        return text, yaml.safe_load(text)
+        return text, yamlread.load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{mark.line + 1}:{mark.column + 1}:" if mark else ""
@@ -323,7 +324,7 @@ def _rule_lines(text: str) -> dict[tuple[int, int | None], int]:
     if not text:
         return {}
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yamlread.compose(text)
     except yaml.YAMLError:
         return {}
     groups = _child(root, "groups") or _child(_child(root, "spec"), "groups")
