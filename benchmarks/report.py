@@ -46,13 +46,15 @@ def render(host: dict[str, str], results: dict[str, dict], durations: dict[str, 
         "make bench          # the full suite; writes docs/benchmarks.md",
         "make bench-quick    # smaller sizes (10 models × 4 instances, 50 and 200 dashboards); writes build/benchmarks.md",
         "",
-        ".venv/bin/python -m benchmarks [--quick] [--only build,push,query,slo] [--out FILE]",
+        ".venv/bin/python -m benchmarks [--quick] [--only build,push,query,slo] [--reuse AREA,...] [--out FILE]",
         ".venv/bin/python -m benchmarks.build [--quick]        # one area, its tables on stdout",
         ".venv/bin/python -m benchmarks.push [--quick]",
         ".venv/bin/python -m benchmarks.query_cost [--quick] [--keep DIR] [--margin SECONDS]",
         ".venv/bin/python -m benchmarks.slo_window [--quick] [--days 30] [--models 4]",
         "```",
         "",
+        "Each area's results are kept in build/bench-results/ as it finishes; `--reuse query` writes the "
+        "report again with the stored query-cost results instead of measuring them anew. "
         "Query cost and the SLO window need `promtool` and `prometheus` (Debian's `prometheus` package, "
         "2.42); the suite fails with a message when they are missing. Push runs against the Grafana "
         "emulator in tests/grafana_emulator. Nothing is asserted about wall-clock time: the suite fails "
