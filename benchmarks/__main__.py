@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / f"{area}.pickle").write_bytes(pickle.dumps((results[area], durations[area])))
         print(f"benchmark: {area} done in {durations[area]:.0f} s", file=sys.stderr, flush=True)
-    text = report.render(host, results, durations, quick=args.quick, command=command)
+    text = report.render(host, results, durations, quick=args.quick, command=command,
+                         reused=tuple(a for a in areas if a in reused))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
     print(f"wrote {args.out}", file=sys.stderr)

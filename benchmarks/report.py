@@ -17,7 +17,7 @@ FIXES = Path(__file__).with_name("fixes.md")
 
 
 def render(host: dict[str, str], results: dict[str, dict], durations: dict[str, float], *, quick: bool,
-           command: str) -> str:
+           command: str, reused: tuple[str, ...] = ()) -> str:
     total = sum(durations.values())
     areas = [a for a in MODULES if a in results]
     lines = [
@@ -25,7 +25,9 @@ def render(host: dict[str, str], results: dict[str, dict], durations: dict[str, 
         "",
         f"Written by `{command}` on {host['date']} ({'quick sizes' if quick else 'full suite'}; the run took "
         f"{total / 60:.0f} min: " + ", ".join(f"{a} {durations[a] / 60:.1f} min" for a in areas) + "). "
-        "Do not edit by hand: run the suite again.",
+        + (f"The {', '.join(reused)} figures were measured by an earlier run of the same code and "
+           "taken from build/bench-results/. " if reused else "")
+        + "Do not edit by hand: run the suite again.",
         "",
         "Every figure is set against a baseline measured in the same run on the same machine: the bare "
         "import floor for the build, a naive upload script for push, the source document's own panels "
