@@ -20,6 +20,7 @@ import io
 import json
 import pstats
 import sys
+import sysconfig
 import tempfile
 import time
 from collections import defaultdict
@@ -31,6 +32,7 @@ import yaml
 from benchmarks.common import REPO, VENV_BIN, Timing, bench_env, count, ratio, repeat, run, seconds, table
 from benchmarks.project import scaled_project
 
+STDLIB = sysconfig.get_paths()["stdlib"] + "/"
 FLOOR_IMPORTS = "import grafanalib, requests, yaml, click, jsonschema, promql_parser, prometheus_client"
 
 
@@ -161,17 +163,18 @@ def _profile(config_path: str) -> dict:
         raise SystemExit(f"build failed: {result.output}")
     stats = pstats.Stats(profiler, stream=io.StringIO()).stats
     total = sum(s[2] for s in stats.values())
-    calls = sum(s[1] for s in stats.values())
+    total_calls = sum(s[1] for s in stats.values())
     by_area: dict[str, float] = defaultdict(float)
     functions = []
     for (file, line, function), (_, calls, own, cumulative, _) in stats.items():
         where = f"{file}:{function}"
         by_area[_area(where)] += own
-        short = file.split("site-packages/")[-1].replace(str(REPO) + "/", "")
+        short = file.split("site-packages/")[-1].replace(str(REPO) + "/", "").replace(STDLIB, "")
         functions.append({"function": f"{short}:{line}({function})" if line else function, "calls": calls,
                           "own": own, "cumulative": cumulative})
     functions.sort(key=lambda f: f["own"], reverse=True)
-    return {"total": total, "calls": calls, "areas": dict(sorted(by_area.items(), key=lambda kv: -kv[1])), "functions": functions}
+    return {"total": total, "calls": total_calls, "functions": functions,
+            "areas": dict(sorted(by_area.items(), key=lambda kv: -kv[1]))}
 
 
 # -- the report --------------------------------------------------------------------------

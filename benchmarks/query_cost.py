@@ -181,7 +181,7 @@ def run_benchmark(quick: bool = False, keep: Path | None = None, margin: int | N
         raise BenchmarkError("promtool and prometheus are needed (Debian: apt-get install -y prometheus)")
     shape = Shape(models=10, instances=4) if quick else Shape()
     margin = margin or (20 * 60 if quick else 100 * 60)
-    runs = 3
+    runs = 3 if quick else 2  # full size: each refresh of the source's panels reads ~2 billion samples
     work = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="relaywatch-bench-query-"))
     try:
         return _run(shape, margin, runs, work)
