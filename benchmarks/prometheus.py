@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 import socket
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import requests
 import yaml
 
 from benchmarks.common import BenchmarkError
+from provision.prometheus_server import PrometheusError, PrometheusServer
 
 READY_TIMEOUT = 120
 QUERY_TIMEOUT = 600
@@ -42,9 +42,10 @@ class Prometheus:
     def __init__(self, work: Path, data_dir: Path, rule_files: list[Path] = ()):
         self.work, self.data_dir = work, data_dir
         self.config = work / "prometheus.yml"
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen | None = None
+        # retention: the backfilled history (up to the SLO benchmark's 30 days) must outlive it
+        self.server = PrometheusServer(config_file=self.config, data_dir=data_dir, listen=f"127.0.0.1:{_free_port()}",
+                                       log_file=work / "prometheus.log", retention="100y")
+        self.url = self.server.url
         self.session = requests.Session()
         self.write_config(rule_files)
 
@@ -56,34 +57,14 @@ class Prometheus:
         self.config.write_text(yaml.safe_dump(config))
 
     def __enter__(self) -> Prometheus:
-        self.log = (self.work / "prometheus.log").open("a")
-        self.process = subprocess.Popen(
-            ["prometheus", f"--config.file={self.config}", f"--storage.tsdb.path={self.data_dir}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--storage.tsdb.retention.time=100y",
-             "--web.enable-lifecycle"], stdout=self.log, stderr=subprocess.STDOUT)
-        self.started = time.monotonic()
-        deadline = self.started + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise BenchmarkError(f"prometheus exited with {self.process.returncode}; see {self.log.name}")
-            try:
-                if self.session.get(f"{self.url}/-/ready", timeout=2).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        self.__exit__()
-        raise BenchmarkError(f"prometheus not ready within {READY_TIMEOUT}s; see {self.log.name}")
+        try:
+            self.server.start(timeout=READY_TIMEOUT)
+        except PrometheusError as exc:
+            raise BenchmarkError(str(exc)) from None
+        return self
 
     def __exit__(self, *exc) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
+        self.server.stop()
 
     # -- API ---------------------------------------------------------------------------
 

@@ -30,11 +30,13 @@ class PrometheusServer:
         listen: str = "127.0.0.1:9090",
         binary: str = "prometheus",
         log_file: Path | None = None,
+        retention: str = "30d",
     ):
         self.config_file = Path(config_file)
         self.data_dir = Path(data_dir)
         self.listen = listen
         self.binary = binary
+        self.retention = retention
         self.log_file = Path(log_file) if log_file else self.data_dir.parent / "prometheus.log"
         self._process: subprocess.Popen | None = None
         self._session = requests.Session()
@@ -53,7 +55,7 @@ class PrometheusServer:
             f"--config.file={self.config_file}",
             f"--storage.tsdb.path={self.data_dir}",
             f"--web.listen-address={self.listen}",
-            "--storage.tsdb.retention.time=30d",
+            f"--storage.tsdb.retention.time={self.retention}",
             "--web.enable-lifecycle",
         ]
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
